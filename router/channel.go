@@ -1,0 +1,418 @@
+package router
+
+import (
+	"sort"
+	"sync"
+)
+
+// DeliveryTag numbers the deliveries of one channel, from 1.
+type DeliveryTag uint64
+
+// Delivery is a message handed to a consumer (or returned by Get).
+type Delivery struct {
+	Tag         DeliveryTag // 0 for no-ack deliveries of channels that do not count them
+	Consumer    *Consumer   // nil for Get
+	Queue       *Queue
+	Message     *Message
+	Redelivered bool
+	// MessageCount is the number of messages left in the queue (Get only).
+	MessageCount int
+}
+
+// Handler receives a channel's deliveries. Both methods run with router
+// locks held: they must record what happened and wake the connection,
+// never block and never call into the router.
+type Handler interface {
+	// Deliver hands over a delivery.
+	Deliver(d Delivery)
+	// Cancelled tells that the router cancelled c, because its queue was
+	// deleted (AMQP basic.cancel from the server).
+	Cancelled(c *Consumer)
+}
+
+// ConsumeOptions are a consumer's properties.
+type ConsumeOptions struct {
+	NoAck     bool
+	Exclusive bool
+	Priority  int // x-priority: higher first
+	Prefetch  int // per-consumer limit of unacknowledged deliveries; 0 unlimited
+	Args      Table
+}
+
+// Consumer takes deliveries from one queue for one channel.
+type Consumer struct {
+	ch  *Channel
+	q   *Queue
+	Tag string
+	ConsumeOptions
+
+	// Guarded by ch.mu.
+	inflight  int
+	paused    bool
+	starved   bool
+	cancelled bool
+}
+
+// Queue returns the consumer's queue.
+func (c *Consumer) Queue() *Queue { return c.q }
+
+type unacked struct {
+	tag DeliveryTag
+	q   *Queue
+	e   qentry
+	c   *Consumer // nil for Get
+}
+
+// Channel is a delivery context: it numbers deliveries, holds the
+// unacknowledged ones until they are settled, and enforces prefetch. An
+// AMQP channel, an MQTT session or a STOMP connection each use one.
+type Channel struct {
+	v     *VHost
+	owner Owner
+	h     Handler
+
+	mu        sync.Mutex
+	nextTag   DeliveryTag
+	unacked   ring[unacked] // ascending tags
+	settled   int           // entries in unacked already settled (q == nil)
+	prefetch  int           // global: all consumers together; 0 unlimited
+	inflight  int
+	consumers map[string]*Consumer
+	closed    bool
+	tagSeq    uint64
+
+	smu     sync.Mutex // serialises settle calls; guards scratch
+	scratch []batch
+}
+
+// NewChannel opens a channel on v for owner, delivering to h.
+func (v *VHost) NewChannel(owner Owner, h Handler) *Channel {
+	return &Channel{v: v, owner: owner, h: h, consumers: make(map[string]*Consumer)}
+}
+
+// SetPrefetch limits unacknowledged deliveries for the whole channel
+// (global, AMQP basic.qos global=true as RabbitMQ reads it) and kicks
+// queues if the limit grew.
+func (ch *Channel) SetPrefetch(n int) {
+	ch.mu.Lock()
+	ch.prefetch = n
+	qs := ch.starvedQueues()
+	ch.mu.Unlock()
+	kickAll(qs)
+}
+
+// Pause stops deliveries to c until Resume, for example while the
+// connection's outbound buffer is full.
+func (c *Consumer) Pause() {
+	c.ch.mu.Lock()
+	c.paused = true
+	c.ch.mu.Unlock()
+}
+
+// Resume restarts deliveries to c.
+func (c *Consumer) Resume() {
+	c.ch.mu.Lock()
+	was := c.paused
+	c.paused = false
+	c.ch.mu.Unlock()
+	if was {
+		c.q.kick()
+	}
+}
+
+// offer delivers the head of level l of q to c if c has credit.
+// REQUIRES: q.mu held.
+func (ch *Channel) offer(c *Consumer, q *Queue, l int) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.closed || c.cancelled || c.paused {
+		return false
+	}
+	if !c.NoAck && (c.Prefetch > 0 && c.inflight >= c.Prefetch || ch.prefetch > 0 && ch.inflight >= ch.prefetch) {
+		c.starved = true
+		return false
+	}
+	e := q.take(l, c.NoAck)
+	ch.h.Deliver(ch.recordLocked(c, q, e, c.NoAck))
+	return true
+}
+
+// record registers a delivery of e from q.
+// REQUIRES: q.mu held.
+func (ch *Channel) record(c *Consumer, q *Queue, e qentry, noAck bool) Delivery {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.recordLocked(c, q, e, noAck)
+}
+
+func (ch *Channel) recordLocked(c *Consumer, q *Queue, e qentry, noAck bool) Delivery {
+	ch.nextTag++
+	tag := ch.nextTag
+	if !noAck {
+		ch.unacked.push(unacked{tag: tag, q: q, e: e, c: c})
+		ch.inflight++
+		if c != nil {
+			c.inflight++
+		}
+	}
+	return Delivery{Tag: tag, Consumer: c, Queue: q, Message: e.m, Redelivered: e.redelivered}
+}
+
+// find returns the index of tag in ch.unacked, or -1.
+// REQUIRES: ch.mu.
+func (ch *Channel) find(tag DeliveryTag) int {
+	n := ch.unacked.len()
+	i := sort.Search(n, func(i int) bool { return ch.unacked.at(i).tag >= tag })
+	if i < n && ch.unacked.at(i).tag == tag && ch.unacked.at(i).q != nil {
+		return i
+	}
+	return -1
+}
+
+// batch is the deliveries of one settle call, grouped by queue.
+type batch struct {
+	q  *Queue
+	es []qentry
+}
+
+// take removes deliveries up to tag (multiple) or tag alone from the
+// unacked list. tag 0 with multiple means all.
+// REQUIRES: ch.mu.
+func (ch *Channel) take(tag DeliveryTag, multiple bool, out []batch) ([]batch, bool) {
+	if multiple {
+		if tag != 0 && ch.find(tag) < 0 {
+			return out, false
+		}
+		for i := 0; i < ch.unacked.len(); i++ {
+			u := ch.unacked.at(i)
+			if tag != 0 && u.tag > tag {
+				break
+			}
+			if u.q != nil {
+				out = ch.takeAt(u, out)
+			}
+		}
+	} else {
+		i := ch.find(tag)
+		if i < 0 {
+			return out, false
+		}
+		out = ch.takeAt(ch.unacked.at(i), out)
+	}
+	for ch.unacked.len() > 0 && ch.unacked.peek().q == nil {
+		ch.unacked.pop()
+		ch.settled--
+	}
+	return out, true
+}
+
+func (ch *Channel) takeAt(u *unacked, out []batch) []batch {
+	ch.inflight--
+	if u.c != nil {
+		u.c.inflight--
+	}
+	var b *batch
+	for i := range out {
+		if out[i].q == u.q {
+			b = &out[i]
+		}
+	}
+	if b == nil {
+		if len(out) < cap(out) {
+			out = out[:len(out)+1]
+			out[len(out)-1].q = u.q
+			out[len(out)-1].es = out[len(out)-1].es[:0]
+		} else {
+			out = append(out, batch{q: u.q})
+		}
+		b = &out[len(out)-1]
+	}
+	b.es = append(b.es, u.e)
+	*u = unacked{tag: u.tag}
+	ch.settled++
+	return out
+}
+
+// starvedQueues collects the queues of consumers that ran out of credit and
+// clears their flag.
+// REQUIRES: ch.mu.
+func (ch *Channel) starvedQueues() []*Queue {
+	var qs []*Queue
+	for _, c := range ch.consumers {
+		if c.starved {
+			c.starved = false
+			qs = append(qs, c.q)
+		}
+	}
+	return qs
+}
+
+func kickAll(qs []*Queue) {
+	for _, q := range qs {
+		q.kick()
+	}
+}
+
+func (ch *Channel) settle(tag DeliveryTag, multiple, requeue, dead bool) error {
+	ch.smu.Lock()
+	defer ch.smu.Unlock()
+	ch.mu.Lock()
+	bs, ok := ch.take(tag, multiple, ch.scratch[:0])
+	if !ok {
+		ch.mu.Unlock()
+		return errorf(PreconditionFailed, "unknown delivery tag %d", tag)
+	}
+	qs := ch.starvedQueues()
+	ch.mu.Unlock()
+	for i := range bs {
+		bs[i].q.settle(bs[i].es, requeue, dead)
+		clear(bs[i].es)
+	}
+	ch.scratch = bs
+	kickAll(qs)
+	return nil
+}
+
+// Ack acknowledges delivery tag, or every delivery up to it when multiple
+// (all of them when tag is 0). An unknown tag is a PreconditionFailed error.
+func (ch *Channel) Ack(tag DeliveryTag, multiple bool) error {
+	return ch.settle(tag, multiple, false, false)
+}
+
+// Nack rejects delivery tag (or up to it, when multiple). With requeue the
+// messages go back to their position in their queues, marked redelivered;
+// without, they are dead-lettered or dropped.
+func (ch *Channel) Nack(tag DeliveryTag, multiple, requeue bool) error {
+	return ch.settle(tag, multiple, requeue, !requeue)
+}
+
+// Recover requeues every unacknowledged delivery of the channel.
+func (ch *Channel) Recover() {
+	_ = ch.settle(0, true, true, false)
+}
+
+// Unacked returns the number of unacknowledged deliveries.
+func (ch *Channel) Unacked() int {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.inflight
+}
+
+// Consume attaches a consumer to queue. An empty tag gets a generated one.
+func (ch *Channel) Consume(queue, tag string, o ConsumeOptions) (*Consumer, error) {
+	v := ch.v
+	v.mu.RLock()
+	q := v.queues[queue]
+	v.mu.RUnlock()
+	if q == nil {
+		return nil, errorf(NotFound, "no queue '%s' in vhost '%s'", queue, v.Name)
+	}
+	if err := q.checkOwner(ch.owner); err != nil {
+		return nil, err
+	}
+	ch.mu.Lock()
+	if ch.closed {
+		ch.mu.Unlock()
+		return nil, errorf(NotAllowed, "channel closed")
+	}
+	if tag == "" {
+		ch.tagSeq++
+		tag = genName("amq.ctag-")
+	}
+	if _, dup := ch.consumers[tag]; dup {
+		ch.mu.Unlock()
+		return nil, errorf(NotAllowed, "attempt to reuse consumer tag '%s'", tag)
+	}
+	c := &Consumer{ch: ch, q: q, Tag: tag, ConsumeOptions: o}
+	ch.consumers[tag] = c
+	ch.mu.Unlock()
+
+	if err := q.addConsumer(c); err != nil {
+		ch.mu.Lock()
+		delete(ch.consumers, tag)
+		ch.mu.Unlock()
+		return nil, err
+	}
+	q.kick()
+	return c, nil
+}
+
+// Cancel detaches consumer tag. With requeue its unacknowledged deliveries
+// go back to the queue (STOMP UNSUBSCRIBE, MQTT); without they stay on the
+// channel to be settled (AMQP basic.cancel). It reports whether the tag
+// was known.
+func (ch *Channel) Cancel(tag string, requeue bool) bool {
+	ch.mu.Lock()
+	c := ch.consumers[tag]
+	if c == nil {
+		ch.mu.Unlock()
+		return false
+	}
+	delete(ch.consumers, tag)
+	c.cancelled = true
+	var bs []batch
+	if requeue {
+		bs = ch.takeConsumer(c)
+	}
+	ch.mu.Unlock()
+	for _, b := range bs {
+		b.q.settle(b.es, true, false)
+	}
+	c.q.removeConsumer(c)
+	return true
+}
+
+// takeConsumer removes c's unacknowledged deliveries.
+// REQUIRES: ch.mu.
+func (ch *Channel) takeConsumer(c *Consumer) []batch {
+	var bs []batch
+	for i := 0; i < ch.unacked.len(); i++ {
+		if u := ch.unacked.at(i); u.q != nil && u.c == c {
+			bs = ch.takeAt(u, bs)
+		}
+	}
+	for ch.unacked.len() > 0 && ch.unacked.peek().q == nil {
+		ch.unacked.pop()
+		ch.settled--
+	}
+	return bs
+}
+
+// Close cancels every consumer and requeues every unacknowledged delivery,
+// marked redelivered. The channel cannot be used afterwards.
+func (ch *Channel) Close() {
+	ch.mu.Lock()
+	if ch.closed {
+		ch.mu.Unlock()
+		return
+	}
+	ch.closed = true
+	cs := make([]*Consumer, 0, len(ch.consumers))
+	for _, c := range ch.consumers {
+		c.cancelled = true
+		cs = append(cs, c)
+	}
+	clear(ch.consumers)
+	bs, _ := ch.take(0, true, nil)
+	ch.mu.Unlock()
+	for _, b := range bs {
+		b.q.settle(b.es, true, false)
+	}
+	for _, c := range cs {
+		c.q.removeConsumer(c)
+	}
+}
+
+// serverCancel is the queue telling c it is gone.
+func (ch *Channel) serverCancel(c *Consumer) {
+	ch.mu.Lock()
+	known := ch.consumers[c.Tag] == c
+	if known {
+		delete(ch.consumers, c.Tag)
+		c.cancelled = true
+	}
+	ch.mu.Unlock()
+	if known {
+		ch.h.Cancelled(c)
+	}
+}

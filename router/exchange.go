@@ -1,0 +1,154 @@
+package router
+
+// ExchangeKind is an exchange type.
+type ExchangeKind uint8
+
+// Exchange types.
+const (
+	Direct ExchangeKind = iota + 1
+	Fanout
+	Topic
+	Headers
+)
+
+var kindNames = map[string]ExchangeKind{"direct": Direct, "fanout": Fanout, "topic": Topic, "headers": Headers}
+
+func (k ExchangeKind) String() string {
+	switch k {
+	case Direct:
+		return "direct"
+	case Fanout:
+		return "fanout"
+	case Topic:
+		return "topic"
+	case Headers:
+		return "headers"
+	}
+	return "unknown"
+}
+
+// ParseKind returns the exchange kind named s.
+func ParseKind(s string) (ExchangeKind, bool) {
+	k, ok := kindNames[s]
+	return k, ok
+}
+
+// ExchangeOptions are an exchange's declared properties.
+type ExchangeOptions struct {
+	Durable    bool
+	AutoDelete bool
+	Internal   bool
+	Args       Table
+}
+
+// Exchange routes messages to queues and other exchanges through its
+// bindings. Its fields are immutable after declaration; its bindings are
+// guarded by the vhost's lock.
+type Exchange struct {
+	vhost *VHost
+	Name  string
+	Kind  ExchangeKind
+	ExchangeOptions
+
+	alternate string // "alternate-exchange" argument
+
+	bindings []*Binding             // all bindings with this exchange as source
+	direct   map[string][]*Binding  // Direct: by routing key
+	topic    *trie                  // Topic
+	everBound bool                  // for auto-delete: deleted once it had a binding and has none
+}
+
+// Binding connects a source exchange to a queue or, for
+// exchange-to-exchange bindings, to a destination exchange.
+type Binding struct {
+	Source *Exchange
+	Queue  *Queue    // nil for exchange-to-exchange bindings
+	Dest   *Exchange // nil for queue bindings
+	Key    string
+	Args   Table
+}
+
+func (b *Binding) same(o *Binding) bool {
+	return b.Source == o.Source && b.Queue == o.Queue && b.Dest == o.Dest && b.Key == o.Key && Equal(b.Args, o.Args)
+}
+
+func newExchange(v *VHost, name string, kind ExchangeKind, o ExchangeOptions) *Exchange {
+	x := &Exchange{vhost: v, Name: name, Kind: kind, ExchangeOptions: o}
+	x.alternate, _ = o.Args.String("alternate-exchange")
+	switch kind {
+	case Direct:
+		x.direct = make(map[string][]*Binding)
+	case Topic:
+		x.topic = &trie{}
+	}
+	return x
+}
+
+// Bindings returns a copy of the exchange's bindings.
+func (x *Exchange) Bindings() []*Binding {
+	x.vhost.mu.RLock()
+	defer x.vhost.mu.RUnlock()
+	return append([]*Binding(nil), x.bindings...)
+}
+
+// REQUIRES: vhost lock held for writing.
+func (x *Exchange) addBinding(b *Binding) bool {
+	for _, o := range x.bindings {
+		if o.same(b) {
+			return false
+		}
+	}
+	x.bindings = append(x.bindings, b)
+	x.everBound = true
+	switch x.Kind {
+	case Direct:
+		x.direct[b.Key] = append(x.direct[b.Key], b)
+	case Topic:
+		x.topic.add(b)
+	}
+	return true
+}
+
+// REQUIRES: vhost lock held for writing.
+func (x *Exchange) removeBinding(b *Binding) {
+	x.bindings = removeBindingFrom(x.bindings, b)
+	switch x.Kind {
+	case Direct:
+		if l := removeBindingFrom(x.direct[b.Key], b); len(l) == 0 {
+			delete(x.direct, b.Key)
+		} else {
+			x.direct[b.Key] = l
+		}
+	case Topic:
+		x.topic.remove(b)
+	}
+}
+
+func removeBindingFrom(l []*Binding, b *Binding) []*Binding {
+	for i, o := range l {
+		if o == b {
+			return append(l[:i:i], l[i+1:]...)
+		}
+	}
+	return l
+}
+
+// match appends to dst the bindings of x that match m.
+// REQUIRES: vhost lock held (read or write).
+func (x *Exchange) match(m *Message, dst []*Binding) []*Binding {
+	switch x.Kind {
+	case Direct:
+		return append(dst, x.direct[m.RoutingKey]...)
+	case Fanout:
+		return append(dst, x.bindings...)
+	case Topic:
+		return append(dst, x.topic.match(m.RoutingKey)...)
+	case Headers:
+		for _, b := range x.bindings {
+			if headersMatch(b.Args, m.Properties.Headers) {
+				dst = append(dst, b)
+			}
+		}
+	}
+	return dst
+}

@@ -1,0 +1,504 @@
+package router
+
+import (
+	"sync"
+	"time"
+
+	"github.com/junction-broker/junction/storage"
+)
+
+// Owner identifies the connection that owns exclusive queues and
+// consumers; 0 is nobody. Adapters use their connection id.
+type Owner uint64
+
+// Overflow is a queue's behaviour when x-max-length or x-max-length-bytes is
+// reached.
+type Overflow uint8
+
+// Overflow modes, as RabbitMQ's x-overflow argument names them.
+const (
+	DropHead Overflow = iota
+	RejectPublish
+	RejectPublishDLX
+)
+
+// Dead-letter reasons, as they appear in x-death.
+const (
+	ReasonRejected = "rejected"
+	ReasonExpired  = "expired"
+	ReasonMaxLen   = "maxlen"
+)
+
+// QueueOptions are a queue's declared properties.
+type QueueOptions struct {
+	Durable    bool
+	Exclusive  bool
+	AutoDelete bool
+	Args       Table
+}
+
+// queueArgs are the parsed x-arguments of a queue.
+type queueArgs struct {
+	ttl         int64 // x-message-ttl in ns; -1: none
+	expires     int64 // x-expires in ns; 0: none
+	maxLen      int64 // x-max-length; -1: none
+	maxBytes    int64 // x-max-length-bytes; -1: none
+	overflow    Overflow
+	dlx         string
+	hasDLX      bool
+	dlrk        string
+	hasDLRK     bool
+	maxPriority uint8
+	sac         bool
+}
+
+// qentry is one message in a queue (ready) or on a channel (unacked).
+type qentry struct {
+	seq         storage.SeqNum
+	m           *Message
+	expiresAt   int64 // unix ns; 0: never
+	redelivered bool
+	stored      bool // a copy is in the store under (queue, seq)
+}
+
+type deadLetter struct {
+	m      *Message
+	reason string
+}
+
+// Queue holds messages until consumers take and acknowledge them. Name and
+// options are immutable; everything else is guarded by mu.
+type Queue struct {
+	vhost *VHost
+	Name  string
+	ID    storage.QueueID // non-zero for durable queues
+	QueueOptions
+	Owner Owner // for exclusive queues
+	args  queueArgs
+	idx   uint64 // creation order, for de-duplicating routes
+
+	mu          sync.Mutex
+	levels      []ring[qentry] // one per priority, highest last
+	ready       int
+	readyBytes  int64
+	unacked     int
+	nextSeq     storage.SeqNum
+	consumers   []*Consumer // by priority, then registration order
+	rr          int
+	hadConsumer bool
+	deleted     bool
+
+	durLive ring[storage.SeqNum]         // stored seqs not yet gone, ascending
+	durGone map[storage.SeqNum]struct{} // gone out of order, above durLive's head
+	lowMoved bool
+	ops      []storage.Op // pending no-sync ops, committed by flush
+
+	ttlTimer *time.Timer
+	ttlAt    int64
+	expTimer *time.Timer
+	lastUsed int64
+}
+
+// Counts returns the number of ready messages and of consumers.
+func (q *Queue) Counts() (messages, consumers int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.ready, len(q.consumers)
+}
+
+// Unacked returns the number of delivered, unacknowledged messages.
+func (q *Queue) Unacked() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.unacked
+}
+
+func (q *Queue) store() storage.Store { return q.vhost.r.store }
+
+func (q *Queue) now() int64 { return q.vhost.r.now().UnixNano() }
+
+func (q *Queue) level(m *Message) int {
+	if q.args.maxPriority == 0 || m.Properties.Flags&HasPriority == 0 {
+		return 0
+	}
+	p := m.Properties.Priority
+	if p > q.args.maxPriority {
+		p = q.args.maxPriority
+	}
+	return int(p)
+}
+
+// head returns the level of the next message to deliver, or -1.
+// REQUIRES: q.mu.
+func (q *Queue) head() int {
+	for l := len(q.levels) - 1; l >= 0; l-- {
+		if q.levels[l].len() > 0 {
+			return l
+		}
+	}
+	return -1
+}
+
+func (q *Queue) full(extra int64) bool {
+	a := &q.args
+	return a.maxLen >= 0 && int64(q.ready) >= a.maxLen ||
+		a.maxBytes >= 0 && q.readyBytes+extra > a.maxBytes
+}
+
+func (q *Queue) over() bool {
+	a := &q.args
+	return a.maxLen >= 0 && int64(q.ready) > a.maxLen ||
+		a.maxBytes >= 0 && q.readyBytes > a.maxBytes
+}
+
+// publish appends m. It returns false when the queue refused the message
+// (reject-publish overflow). When a copy is stored, c gets a pending commit.
+func (q *Queue) publish(m *Message, msgTTL int64, now int64, c **confirm, dls *[]deadLetter) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.deleted {
+		return true // lost to a concurrent delete, as if delivered just before it
+	}
+	size := int64(m.size())
+	if q.args.overflow != DropHead && q.full(size) {
+		if q.args.overflow == RejectPublishDLX && q.args.hasDLX {
+			*dls = append(*dls, deadLetter{m, ReasonMaxLen})
+		}
+		return false
+	}
+	e := qentry{seq: q.nextSeq, m: m}
+	q.nextSeq++
+	ttl := q.args.ttl
+	if msgTTL >= 0 && (ttl < 0 || msgTTL < ttl) {
+		ttl = msgTTL
+	}
+	if ttl >= 0 {
+		e.expiresAt = now + ttl
+	}
+	if q.Durable && m.Persistent() {
+		e.stored = true
+		q.durLive.push(e.seq)
+		if *c == nil {
+			*c = &confirm{}
+		}
+		(*c).add()
+		rec := storage.Bytes(encodeMessage(nil, e.expiresAt, m))
+		q.store().Commit([]storage.Op{storage.Append(q.ID, e.seq, rec)}, true, (*c).complete)
+	}
+	q.levels[q.level(m)].push(e)
+	q.ready++
+	q.readyBytes += size
+	for q.over() {
+		l := q.head()
+		q.dropReady(l, ReasonMaxLen, dls)
+	}
+	q.drain(now, dls)
+	q.expire(now+1, dls) // a TTL of 0 expires what no consumer took at once
+	q.armTTL()
+	q.flush()
+	return true
+}
+
+// dropReady removes the head of level l, dead-lettering it for reason.
+// REQUIRES: q.mu.
+func (q *Queue) dropReady(l int, reason string, dls *[]deadLetter) {
+	e := q.levels[l].pop()
+	q.ready--
+	q.readyBytes -= int64(e.m.size())
+	q.gone(&e)
+	if q.args.hasDLX {
+		*dls = append(*dls, deadLetter{e.m, reason})
+	}
+}
+
+// expire drops every level's expired head messages.
+// REQUIRES: q.mu.
+func (q *Queue) expire(now int64, dls *[]deadLetter) {
+	for l := range q.levels {
+		for q.levels[l].len() > 0 {
+			e := q.levels[l].peek()
+			if e.expiresAt == 0 || e.expiresAt >= now {
+				break
+			}
+			q.dropReady(l, ReasonExpired, dls)
+		}
+	}
+}
+
+// drain delivers ready messages to consumers with credit.
+// REQUIRES: q.mu.
+func (q *Queue) drain(now int64, dls *[]deadLetter) {
+	for q.ready > 0 && len(q.consumers) > 0 {
+		l := q.head()
+		e := q.levels[l].peek()
+		if e.expiresAt != 0 && e.expiresAt < now {
+			q.dropReady(l, ReasonExpired, dls)
+			continue
+		}
+		if !q.deliverHead(l) {
+			return
+		}
+	}
+}
+
+// deliverHead offers the head of level l to the consumers in turn: the
+// highest priority first, round-robin among equals; with single active
+// consumer only to the first.
+// REQUIRES: q.mu.
+func (q *Queue) deliverHead(l int) bool {
+	n := len(q.consumers)
+	if q.args.sac {
+		n = 1
+	}
+	for start := 0; start < n; {
+		end := start + 1
+		for end < n && q.consumers[end].Priority == q.consumers[start].Priority {
+			end++
+		}
+		size := end - start
+		for k := 0; k < size; k++ {
+			c := q.consumers[start+(q.rr+k)%size]
+			if c.ch.offer(c, q, l) {
+				q.rr += k + 1
+				return true
+			}
+		}
+		start = end
+	}
+	return false
+}
+
+// take pops the head of level l for delivery.
+// REQUIRES: q.mu.
+func (q *Queue) take(l int, noAck bool) qentry {
+	e := q.levels[l].pop()
+	q.ready--
+	q.readyBytes -= int64(e.m.size())
+	if noAck {
+		q.gone(&e)
+	} else {
+		q.unacked++
+	}
+	return e
+}
+
+// gone records that a stored message left the queue for good.
+// REQUIRES: q.mu.
+func (q *Queue) gone(e *qentry) {
+	if !e.stored {
+		return
+	}
+	e.stored = false
+	if q.durLive.len() > 0 && *q.durLive.peek() == e.seq {
+		q.durLive.pop()
+		for q.durLive.len() > 0 {
+			h := *q.durLive.peek()
+			if _, ok := q.durGone[h]; !ok {
+				break
+			}
+			delete(q.durGone, h)
+			q.durLive.pop()
+		}
+		q.lowMoved = true
+		return
+	}
+	if q.durGone == nil {
+		q.durGone = make(map[storage.SeqNum]struct{})
+	}
+	q.durGone[e.seq] = struct{}{}
+	q.ops = append(q.ops, storage.Delete(q.ID, e.seq))
+}
+
+// flush commits pending deletes without sync: acknowledged messages are
+// removed durably by the next synced commit. A contiguous acknowledged
+// prefix becomes one range delete that also moves the store's cursor.
+// REQUIRES: q.mu.
+func (q *Queue) flush() {
+	if q.lowMoved {
+		low := q.nextSeq
+		if q.durLive.len() > 0 {
+			low = *q.durLive.peek()
+		}
+		q.ops = append(q.ops, storage.DeleteRange(q.ID, 0, low))
+		q.lowMoved = false
+	}
+	if len(q.ops) > 0 && !q.deleted {
+		q.store().Commit(q.ops, false, nil)
+	}
+	q.ops = nil
+}
+
+// settle finishes deliveries that consumers acknowledged (requeue false,
+// dead false), rejected (dead true) or released (requeue true).
+func (q *Queue) settle(es []qentry, requeue, dead bool) {
+	var dls []deadLetter
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return
+	}
+	for i := range es {
+		e := es[i]
+		q.unacked--
+		switch {
+		case requeue:
+			e.redelivered = true
+			q.reinsert(e)
+		default:
+			q.gone(&e)
+			if dead && q.args.hasDLX {
+				dls = append(dls, deadLetter{e.m, ReasonRejected})
+			}
+		}
+	}
+	now := q.now()
+	if requeue {
+		q.drain(now, &dls)
+		q.armTTL()
+	}
+	q.flush()
+	q.mu.Unlock()
+	q.vhost.deadLetter(q, dls)
+}
+
+// reinsert puts a released message back at its position by seq.
+// REQUIRES: q.mu.
+func (q *Queue) reinsert(e qentry) {
+	r := &q.levels[q.level(e.m)]
+	lo, hi := 0, r.len()
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if r.at(mid).seq < e.seq {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	r.insert(lo, e)
+	q.ready++
+	q.readyBytes += int64(e.m.size())
+}
+
+// kick delivers what consumers with new credit can take.
+func (q *Queue) kick() {
+	var dls []deadLetter
+	q.mu.Lock()
+	if !q.deleted {
+		q.drain(q.now(), &dls)
+		q.armTTL()
+		q.flush()
+	}
+	q.mu.Unlock()
+	q.vhost.deadLetter(q, dls)
+}
+
+// armTTL schedules expiry of the earliest expiring head message.
+// REQUIRES: q.mu.
+func (q *Queue) armTTL() {
+	var at int64
+	for l := range q.levels {
+		if q.levels[l].len() > 0 {
+			if x := q.levels[l].peek().expiresAt; x != 0 && (at == 0 || x < at) {
+				at = x
+			}
+		}
+	}
+	if at == 0 || at == q.ttlAt {
+		return
+	}
+	q.ttlAt = at
+	d := time.Duration(at - q.now())
+	if d < 0 {
+		d = 0
+	}
+	if q.ttlTimer == nil {
+		q.ttlTimer = time.AfterFunc(d, q.onTTL)
+	} else {
+		q.ttlTimer.Reset(d)
+	}
+}
+
+func (q *Queue) onTTL() {
+	var dls []deadLetter
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return
+	}
+	q.ttlAt = 0
+	now := q.now()
+	q.expire(now+1, &dls)
+	q.drain(now, &dls)
+	q.armTTL()
+	q.flush()
+	q.mu.Unlock()
+	q.vhost.deadLetter(q, dls)
+}
+
+// touch records use of the queue for x-expires.
+// REQUIRES: q.mu.
+func (q *Queue) touch() {
+	q.lastUsed = q.now()
+	if q.args.expires > 0 && len(q.consumers) == 0 {
+		d := time.Duration(q.args.expires)
+		if q.expTimer == nil {
+			q.expTimer = time.AfterFunc(d, q.onExpires)
+		} else {
+			q.expTimer.Reset(d)
+		}
+	}
+}
+
+func (q *Queue) onExpires() {
+	q.mu.Lock()
+	unused := !q.deleted && len(q.consumers) == 0
+	left := time.Duration(q.lastUsed + q.args.expires - q.now())
+	if unused && left > 0 {
+		q.expTimer.Reset(left)
+	}
+	q.mu.Unlock()
+	if unused && left <= 0 {
+		q.vhost.r.log.Info("deleting unused queue (x-expires)", "vhost", q.vhost.Name, "queue", q.Name)
+		_, _ = q.vhost.deleteQueue(q, nil)
+	}
+}
+
+// Get takes the next message for ch (AMQP basic.get). ok is false when the
+// queue has no ready message. Without noAck the delivery must be settled
+// through ch like any other.
+func (q *Queue) Get(ch *Channel, noAck bool) (d Delivery, ok bool) {
+	var dls []deadLetter
+	q.mu.Lock()
+	if !q.deleted {
+		q.touch()
+		now := q.now()
+		q.expire(now, &dls)
+		if l := q.head(); l >= 0 {
+			e := q.take(l, noAck)
+			d = ch.record(nil, q, e, noAck)
+			d.MessageCount = q.ready
+			ok = true
+		}
+		q.armTTL()
+		q.flush()
+	}
+	q.mu.Unlock()
+	q.vhost.deadLetter(q, dls)
+	return d, ok
+}
+
+// Purge removes every ready message and returns how many there were.
+func (q *Queue) Purge() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.ready
+	for l := range q.levels {
+		for q.levels[l].len() > 0 {
+			e := q.levels[l].pop()
+			q.gone(&e)
+		}
+	}
+	q.ready, q.readyBytes = 0, 0
+	q.flush()
+	return n
+}

@@ -1,0 +1,157 @@
+package router
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sort"
+	"sync"
+
+	"github.com/junction-broker/junction/storage"
+)
+
+// fakeStore is a synchronous in-memory store for router tests. Synced
+// commits can be held back (hold) to observe what waits for durability,
+// and the store can be made to fail.
+type fakeStore struct {
+	mu      sync.Mutex
+	meta    map[string][]byte
+	msgs    map[storage.QueueID]map[storage.SeqNum][]byte
+	hold    bool
+	held    []func()
+	failErr error
+	commits int
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{meta: map[string][]byte{}, msgs: map[storage.QueueID]map[storage.SeqNum][]byte{}}
+}
+
+func metaKey(k storage.Kind, key []byte) string { return string(append([]byte{byte(k)}, key...)) }
+
+func (s *fakeStore) Commit(ops []storage.Op, sync bool, done func(error)) {
+	s.mu.Lock()
+	if s.failErr != nil {
+		s.mu.Unlock()
+		if done != nil {
+			done(s.failErr)
+		}
+		return
+	}
+	s.commits++
+	for _, op := range ops {
+		if op.Paged {
+			continue
+		}
+		switch op.Kind {
+		case storage.OpAppend:
+			m := s.msgs[op.Queue]
+			if m == nil {
+				m = map[storage.SeqNum][]byte{}
+				s.msgs[op.Queue] = m
+			}
+			b := make([]byte, op.Rec.Size())
+			op.Rec.MarshalTo(b)
+			m[op.Seq] = b
+		case storage.OpDelete:
+			delete(s.msgs[op.Queue], op.Seq)
+		case storage.OpDeleteRange:
+			for k := range s.msgs[op.Queue] {
+				if k >= op.Seq && k < op.End {
+					delete(s.msgs[op.Queue], k)
+				}
+			}
+		case storage.OpDropQueue:
+			delete(s.msgs, op.Queue)
+		case storage.OpPutMeta:
+			b := make([]byte, op.Rec.Size())
+			op.Rec.MarshalTo(b)
+			s.meta[metaKey(op.Meta, op.Key)] = b
+		case storage.OpDeleteMeta:
+			delete(s.meta, metaKey(op.Meta, op.Key))
+		}
+	}
+	if sync && s.hold && done != nil {
+		s.held = append(s.held, func() { done(nil) })
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	if done != nil {
+		done(nil)
+	}
+}
+
+// release completes held synced commits.
+func (s *fakeStore) release() {
+	s.mu.Lock()
+	h := s.held
+	s.held, s.hold = nil, false
+	s.mu.Unlock()
+	for _, f := range h {
+		f()
+	}
+}
+
+func (s *fakeStore) ScanMeta(k storage.Kind, fn func(key, value []byte) error) error {
+	s.mu.Lock()
+	var keys []string
+	for key := range s.meta {
+		if key[0] == byte(k) {
+			keys = append(keys, key)
+		}
+	}
+	sort.Strings(keys)
+	vals := make([][]byte, len(keys))
+	for i, key := range keys {
+		vals[i] = s.meta[key]
+	}
+	s.mu.Unlock()
+	for i, key := range keys {
+		if err := fn([]byte(key[1:]), vals[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *fakeStore) ScanQueue(q storage.QueueID, from storage.SeqNum, paged bool, fn func(storage.SeqNum, []byte) error) error {
+	s.mu.Lock()
+	var seqs []storage.SeqNum
+	for k := range s.msgs[q] {
+		if k >= from {
+			seqs = append(seqs, k)
+		}
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	vals := make([][]byte, len(seqs))
+	for i, k := range seqs {
+		vals[i] = s.msgs[q][k]
+	}
+	s.mu.Unlock()
+	for i, k := range seqs {
+		if err := fn(k, vals[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *fakeStore) Get(q storage.QueueID, seq storage.SeqNum, paged bool) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.msgs[q][seq]; ok {
+		return bytes.Clone(b), nil
+	}
+	return nil, storage.ErrNotFound
+}
+
+func (s *fakeStore) count(q storage.QueueID) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs[q])
+}
+
+func (s *fakeStore) Pending() int64 { return 0 }
+func (s *fakeStore) Close() error   { return nil }
+
+var _ = binary.BigEndian
