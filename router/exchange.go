@@ -52,9 +52,9 @@ type Exchange struct {
 
 	alternate string // "alternate-exchange" argument
 
-	bindings []*Binding             // all bindings with this exchange as source
-	direct   map[string][]*Binding  // Direct: by routing key
-	topic    *trie                  // Topic
+	bindings  []*Binding            // all bindings with this exchange as source
+	direct    map[string][]*Binding // Direct: by routing key
+	topic     *trie                 // Topic
 	everBound bool                  // for auto-delete: deleted once it had a binding and has none
 }
 

@@ -73,10 +73,22 @@ func (m *Message) size() int { return len(m.Body) }
 // Messages with small bodies are allocated together with their body: one
 // allocation per message on the publish path (the body copy).
 type (
-	msg64   struct{ m Message; b [64]byte }
-	msg256  struct{ m Message; b [256]byte }
-	msg1024 struct{ m Message; b [1024]byte }
-	msg4096 struct{ m Message; b [4096]byte }
+	msg64 struct {
+		m Message
+		b [64]byte
+	}
+	msg256 struct {
+		m Message
+		b [256]byte
+	}
+	msg1024 struct {
+		m Message
+		b [1024]byte
+	}
+	msg4096 struct {
+		m Message
+		b [4096]byte
+	}
 )
 
 // NewMessage returns a message whose Body is a copy of body. Bodies up to

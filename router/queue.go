@@ -88,8 +88,8 @@ type Queue struct {
 	hadConsumer bool
 	deleted     bool
 
-	durLive ring[storage.SeqNum]         // stored seqs not yet gone, ascending
-	durGone map[storage.SeqNum]struct{} // gone out of order, above durLive's head
+	durLive  ring[storage.SeqNum]        // stored seqs not yet gone, ascending
+	durGone  map[storage.SeqNum]struct{} // gone out of order, above durLive's head
 	lowMoved bool
 	ops      []storage.Op // pending no-sync ops, committed by flush
 

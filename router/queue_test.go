@@ -398,7 +398,7 @@ func TestPrefetchAckMultipleAndRequeueOrder(t *testing.T) {
 	}
 	codeOf(t, ch.Ack(999, false), PreconditionFailed)
 	codeOf(t, ch.Ack(ds[1].Tag, false), PreconditionFailed) // already acked
-	if err := ch.Ack(0, true); err != nil {                  // all outstanding
+	if err := ch.Ack(0, true); err != nil {                 // all outstanding
 		t.Fatal(err)
 	}
 	if ch.Unacked() != 2 { // 5 and 6, delivered on the freed credit
