@@ -73,7 +73,8 @@ const (
 	OpDelete
 	// OpDeleteRange removes every message of Queue with Seq <= s < End and
 	// moves the queue's cursor to End if End is past it, so that later
-	// scans start there and never read the range's tombstones.
+	// scans start there and never read the range's tombstones. It is meant
+	// for acknowledged prefixes: every message below End must be gone.
 	OpDeleteRange
 	// OpPutMeta writes Rec under (Meta, Key).
 	OpPutMeta
@@ -132,8 +133,11 @@ type Store interface {
 	// into one batch (group commit). If sync is true, done(nil) runs only
 	// after the batch holding ops is fsynced; with sync false, done(nil)
 	// runs once the ops are applied, and they become durable with the next
-	// synced commit. done may be nil. done runs on a store goroutine: it
+	// synced commit. done may be nil. done runs on a store goroutine, never
+	// inside Commit itself (callers may hold locks that done takes); it
 	// must not block and must not call Commit synchronously and wait.
+	// A Commit with no ops is a barrier: its done runs after every earlier
+	// Commit is applied.
 	//
 	// If the store cannot make the ops durable, done gets a non-nil error
 	// (wrapping ErrFailed) and the ops must be treated as not written; a
