@@ -55,10 +55,13 @@ type queueArgs struct {
 // qentry is one message in a queue (ready) or on a channel (unacked).
 type qentry struct {
 	seq         storage.SeqNum
-	m           *Message
-	expiresAt   int64 // unix ns; 0: never
+	m           *Message // nil while paged out: reload with load
+	expiresAt   int64    // unix ns; 0: never
+	size        int32
+	prio        uint8
 	redelivered bool
-	stored      bool // a copy is in the store under (queue, seq)
+	stored      bool // a durable copy is in the store under (queue, seq)
+	paged       bool // a copy is in the store's paged space
 }
 
 type deadLetter struct {
@@ -166,7 +169,7 @@ func (q *Queue) publish(m *Message, msgTTL int64, now int64, c **confirm, dls *[
 		}
 		return false
 	}
-	e := qentry{seq: q.nextSeq, m: m}
+	e := qentry{seq: q.nextSeq, m: m, size: int32(size), prio: uint8(q.level(m))}
 	q.nextSeq++
 	ttl := q.args.ttl
 	if msgTTL >= 0 && (ttl < 0 || msgTTL < ttl) {
@@ -175,6 +178,8 @@ func (q *Queue) publish(m *Message, msgTTL int64, now int64, c **confirm, dls *[
 	if ttl >= 0 {
 		e.expiresAt = now + ttl
 	}
+	r := q.vhost.r
+	page := r.budget > 0 && r.mem.Load()+size > r.budget && q.ready > 0
 	if q.Durable && m.Persistent() {
 		e.stored = true
 		q.durLive.push(e.seq)
@@ -183,9 +188,23 @@ func (q *Queue) publish(m *Message, msgTTL int64, now int64, c **confirm, dls *[
 		}
 		(*c).add()
 		rec := storage.Bytes(encodeMessage(nil, e.expiresAt, m))
-		q.store().Commit([]storage.Op{storage.Append(q.ID, e.seq, rec)}, true, (*c).complete)
+		done := (*c).complete
+		if page {
+			// Over the memory budget: once the durable copy is applied
+			// the body can leave memory and be read back on delivery.
+			cc, seq := *c, e.seq
+			done = func(err error) { cc.complete(err); q.onPaged(seq, err) }
+		}
+		q.store().Commit([]storage.Op{storage.Append(q.ID, e.seq, rec)}, true, done)
+	} else if page {
+		e.paged = true
+		rec := storage.Bytes(encodeMessage(nil, e.expiresAt, m))
+		seq := e.seq
+		q.store().Commit([]storage.Op{{Kind: storage.OpAppend, Paged: true, Queue: q.ID, Seq: seq, Rec: rec}},
+			false, func(err error) { q.onPaged(seq, err) })
 	}
-	q.levels[q.level(m)].push(e)
+	r.mem.Add(size)
+	q.levels[e.prio].push(e)
 	q.ready++
 	q.readyBytes += size
 	for q.over() {
@@ -199,16 +218,71 @@ func (q *Queue) publish(m *Message, msgTTL int64, now int64, c **confirm, dls *[
 	return true
 }
 
+// onPaged drops the body of message seq from memory once its copy in the
+// store is applied; a later delivery reads it back (load).
+func (q *Queue) onPaged(seq storage.SeqNum, err error) {
+	if err != nil {
+		return // it stays in memory
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.deleted {
+		return
+	}
+	for l := range q.levels {
+		r := &q.levels[l]
+		lo, hi := 0, r.len()
+		for lo < hi {
+			mid := (lo + hi) / 2
+			if r.at(mid).seq < seq {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		if lo < r.len() && r.at(lo).seq == seq {
+			if e := r.at(lo); e.m != nil {
+				e.m = nil
+				q.vhost.r.mem.Add(-int64(e.size))
+			}
+			return
+		}
+	}
+}
+
+// load reads a paged-out message back into memory. It reports false if
+// the copy cannot be read: the message is then dropped, as serving
+// something else in its place would be worse.
+// REQUIRES: q.mu.
+func (q *Queue) load(e *qentry) bool {
+	if e.m != nil {
+		return true
+	}
+	b, err := q.store().Get(q.ID, e.seq, !e.stored)
+	var m *Message
+	if err == nil {
+		m, _, err = decodeMessage(b)
+	}
+	if err != nil {
+		q.vhost.r.log.Error("cannot read a paged-out message back; dropping it",
+			"vhost", q.vhost.Name, "queue", q.Name, "seq", e.seq, "err", err)
+		return false
+	}
+	e.m = m
+	q.vhost.r.mem.Add(int64(e.size))
+	return true
+}
+
 // dropReady removes the head of level l, dead-lettering it for reason.
 // REQUIRES: q.mu.
 func (q *Queue) dropReady(l int, reason string, dls *[]deadLetter) {
 	e := q.levels[l].pop()
 	q.ready--
-	q.readyBytes -= int64(e.m.size())
-	q.gone(&e)
-	if q.args.hasDLX {
+	q.readyBytes -= int64(e.size)
+	if q.args.hasDLX && q.load(&e) {
 		*dls = append(*dls, deadLetter{e.m, reason})
 	}
+	q.gone(&e)
 }
 
 // expire drops every level's expired head messages.
@@ -233,6 +307,10 @@ func (q *Queue) drain(now int64, dls *[]deadLetter) {
 		e := q.levels[l].peek()
 		if e.expiresAt != 0 && e.expiresAt < now {
 			q.dropReady(l, ReasonExpired, dls)
+			continue
+		}
+		if !q.load(e) {
+			q.dropUnreadable(l)
 			continue
 		}
 		if !q.deliverHead(l) {
@@ -270,10 +348,11 @@ func (q *Queue) deliverHead(l int) bool {
 
 // take pops the head of level l for delivery.
 // REQUIRES: q.mu.
+// REQUIRES: the head is loaded (q.load).
 func (q *Queue) take(l int, noAck bool) qentry {
 	e := q.levels[l].pop()
 	q.ready--
-	q.readyBytes -= int64(e.m.size())
+	q.readyBytes -= int64(e.size)
 	if noAck {
 		q.gone(&e)
 	} else {
@@ -282,9 +361,26 @@ func (q *Queue) take(l int, noAck bool) qentry {
 	return e
 }
 
-// gone records that a stored message left the queue for good.
+// dropUnreadable removes the head of level l whose copy cannot be read.
+// REQUIRES: q.mu.
+func (q *Queue) dropUnreadable(l int) {
+	e := q.levels[l].pop()
+	q.ready--
+	q.readyBytes -= int64(e.size)
+	q.gone(&e)
+}
+
+// gone records that a message left the queue for good: its memory is
+// released and its copies in the store are deleted.
 // REQUIRES: q.mu.
 func (q *Queue) gone(e *qentry) {
+	if e.m != nil {
+		q.vhost.r.mem.Add(-int64(e.size))
+	}
+	if e.paged {
+		e.paged = false
+		q.ops = append(q.ops, storage.Op{Kind: storage.OpDelete, Paged: true, Queue: q.ID, Seq: e.seq})
+	}
 	if !e.stored {
 		return
 	}
@@ -334,6 +430,11 @@ func (q *Queue) settle(es []qentry, requeue, dead bool) {
 	var dls []deadLetter
 	q.mu.Lock()
 	if q.deleted {
+		for i := range es {
+			if es[i].m != nil {
+				q.vhost.r.mem.Add(-int64(es[i].size))
+			}
+		}
 		q.mu.Unlock()
 		return
 	}
@@ -364,7 +465,7 @@ func (q *Queue) settle(es []qentry, requeue, dead bool) {
 // reinsert puts a released message back at its position by seq.
 // REQUIRES: q.mu.
 func (q *Queue) reinsert(e qentry) {
-	r := &q.levels[q.level(e.m)]
+	r := &q.levels[e.prio]
 	lo, hi := 0, r.len()
 	for lo < hi {
 		mid := (lo + hi) / 2
@@ -376,7 +477,7 @@ func (q *Queue) reinsert(e qentry) {
 	}
 	r.insert(lo, e)
 	q.ready++
-	q.readyBytes += int64(e.m.size())
+	q.readyBytes += int64(e.size)
 }
 
 // kick delivers what consumers with new credit can take.
@@ -473,7 +574,12 @@ func (q *Queue) Get(ch *Channel, noAck bool) (d Delivery, ok bool) {
 		q.touch()
 		now := q.now()
 		q.expire(now, &dls)
-		if l := q.head(); l >= 0 {
+		l := q.head()
+		for l >= 0 && !q.load(q.levels[l].peek()) {
+			q.dropUnreadable(l)
+			l = q.head()
+		}
+		if l >= 0 {
 			e := q.take(l, noAck)
 			d = ch.record(nil, q, e, noAck)
 			d.MessageCount = q.ready

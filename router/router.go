@@ -28,6 +28,10 @@ type Config struct {
 	LoopbackUsers []string
 	// Now is the clock (time.Now if nil); tests replace it.
 	Now func() time.Time
+	// MemoryBudget bounds the bytes of message bodies queues keep in
+	// memory; past it, queued messages are paged out to the store and read
+	// back when delivered, as RabbitMQ pages classic queues. 0: no bound.
+	MemoryBudget int64
 }
 
 // Router is the routing graph of one broker.
@@ -37,6 +41,8 @@ type Router struct {
 	now      func() time.Time
 	loopback []string
 	queueIdx atomic.Uint64
+	budget   int64
+	mem      atomic.Int64 // bytes of message bodies held by queues
 
 	mu      sync.RWMutex
 	vhosts  map[string]*VHost
@@ -52,7 +58,7 @@ func New(cfg Config) (*Router, error) {
 		return nil, errors.New("router: no store")
 	}
 	r := &Router{store: cfg.Store, log: cfg.Log, now: cfg.Now, loopback: cfg.LoopbackUsers,
-		vhosts: make(map[string]*VHost), users: make(map[string]*User)}
+		budget: cfg.MemoryBudget, vhosts: make(map[string]*VHost), users: make(map[string]*User)}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -188,9 +194,16 @@ func (r *Router) recover(cfg Config) error {
 			if err != nil {
 				return fmt.Errorf("queue %q message %d: %w", q.Name, seq, err)
 			}
-			q.levels[q.level(m)].push(qentry{seq: seq, m: m, expiresAt: exp, redelivered: true, stored: true})
+			e := qentry{seq: seq, m: m, expiresAt: exp, size: int32(m.size()), prio: uint8(q.level(m)),
+				redelivered: true, stored: true}
+			if r.budget > 0 && r.mem.Load()+int64(e.size) > r.budget {
+				e.m = nil // read back on delivery
+			} else {
+				r.mem.Add(int64(e.size))
+			}
+			q.levels[e.prio].push(e)
 			q.ready++
-			q.readyBytes += int64(m.size())
+			q.readyBytes += int64(e.size)
 			q.durLive.push(seq)
 			q.nextSeq = seq + 1
 			return nil
@@ -265,6 +278,10 @@ func (r *Router) commitWait(ops []storage.Op) error {
 	r.store.Commit(ops, true, func(err error) { ch <- err })
 	return <-ch
 }
+
+// MemoryInUse returns the bytes of message bodies that queues hold in
+// memory.
+func (r *Router) MemoryInUse() int64 { return r.mem.Load() }
 
 // VHosts returns the vhost names in order.
 func (r *Router) VHosts() []string {

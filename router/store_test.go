@@ -13,9 +13,15 @@ import (
 // commits can be held back (hold) to observe what waits for durability,
 // and the store can be made to fail.
 type fakeStore struct {
-	mu      sync.Mutex
-	meta    map[string][]byte
-	msgs    map[storage.QueueID]map[storage.SeqNum][]byte
+	mu    sync.Mutex
+	meta  map[string][]byte
+	msgs  map[storage.QueueID]map[storage.SeqNum][]byte
+	paged map[storage.QueueID]map[storage.SeqNum][]byte
+	// async runs done callbacks in order on a goroutine, as a real
+	// committer does; otherwise they run before Commit returns, which
+	// keeps most tests free of waiting.
+	async   bool
+	dones   chan func()
 	hold    bool
 	held    []func()
 	failErr error
@@ -23,7 +29,8 @@ type fakeStore struct {
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{meta: map[string][]byte{}, msgs: map[storage.QueueID]map[storage.SeqNum][]byte{}}
+	return &fakeStore{meta: map[string][]byte{}, msgs: map[storage.QueueID]map[storage.SeqNum][]byte{},
+		paged: map[storage.QueueID]map[storage.SeqNum][]byte{}}
 }
 
 func metaKey(k storage.Kind, key []byte) string { return string(append([]byte{byte(k)}, key...)) }
@@ -39,29 +46,30 @@ func (s *fakeStore) Commit(ops []storage.Op, sync bool, done func(error)) {
 	}
 	s.commits++
 	for _, op := range ops {
+		space := s.msgs
 		if op.Paged {
-			continue
+			space = s.paged
 		}
 		switch op.Kind {
 		case storage.OpAppend:
-			m := s.msgs[op.Queue]
+			m := space[op.Queue]
 			if m == nil {
 				m = map[storage.SeqNum][]byte{}
-				s.msgs[op.Queue] = m
+				space[op.Queue] = m
 			}
 			b := make([]byte, op.Rec.Size())
 			op.Rec.MarshalTo(b)
 			m[op.Seq] = b
 		case storage.OpDelete:
-			delete(s.msgs[op.Queue], op.Seq)
+			delete(space[op.Queue], op.Seq)
 		case storage.OpDeleteRange:
-			for k := range s.msgs[op.Queue] {
+			for k := range space[op.Queue] {
 				if k >= op.Seq && k < op.End {
-					delete(s.msgs[op.Queue], k)
+					delete(space[op.Queue], k)
 				}
 			}
 		case storage.OpDropQueue:
-			delete(s.msgs, op.Queue)
+			delete(space, op.Queue)
 		case storage.OpPutMeta:
 			b := make([]byte, op.Rec.Size())
 			op.Rec.MarshalTo(b)
@@ -72,6 +80,19 @@ func (s *fakeStore) Commit(ops []storage.Op, sync bool, done func(error)) {
 	}
 	if sync && s.hold && done != nil {
 		s.held = append(s.held, func() { done(nil) })
+		s.mu.Unlock()
+		return
+	}
+	if s.async && done != nil {
+		if s.dones == nil {
+			s.dones = make(chan func(), 1<<16)
+			go func() {
+				for f := range s.dones {
+					f()
+				}
+			}()
+		}
+		s.dones <- func() { done(nil) }
 		s.mu.Unlock()
 		return
 	}
@@ -139,7 +160,11 @@ func (s *fakeStore) ScanQueue(q storage.QueueID, from storage.SeqNum, paged bool
 func (s *fakeStore) Get(q storage.QueueID, seq storage.SeqNum, paged bool) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, ok := s.msgs[q][seq]; ok {
+	space := s.msgs
+	if paged {
+		space = s.paged
+	}
+	if b, ok := space[q][seq]; ok {
 		return bytes.Clone(b), nil
 	}
 	return nil, storage.ErrNotFound
@@ -149,6 +174,12 @@ func (s *fakeStore) count(q storage.QueueID) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.msgs[q])
+}
+
+func (s *fakeStore) pagedCount(q storage.QueueID) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.paged[q])
 }
 
 func (s *fakeStore) Pending() int64 { return 0 }

@@ -270,8 +270,10 @@ func (v *VHost) DeclareQueue(name string, o QueueOptions, passive bool, owner Ow
 		q.Owner = owner
 		v.exclusive[owner] = append(v.exclusive[owner], q)
 	}
+	// Every queue gets an id: durable ones for their messages, all of them
+	// for messages paged out of memory.
+	q.ID = v.r.nextQueueID()
 	if q.Durable {
-		q.ID = v.r.nextQueueID()
 		v.r.commitMeta([]storage.Op{putQueue(q)}, done)
 		done = nil
 	}
@@ -385,6 +387,11 @@ func (v *VHost) deleteQueue(q *Queue, done func(error)) (int, error) {
 	cs := q.consumers
 	q.consumers = nil
 	for l := range q.levels {
+		for i := 0; i < q.levels[l].len(); i++ {
+			if e := q.levels[l].at(i); e.m != nil {
+				v.r.mem.Add(-int64(e.size))
+			}
+		}
 		q.levels[l].clear()
 	}
 	q.ready, q.readyBytes = 0, 0
@@ -398,6 +405,7 @@ func (v *VHost) deleteQueue(q *Queue, done func(error)) (int, error) {
 	if q.Durable {
 		ops = append(ops, storage.DeleteMeta(storage.KindQueue, queueKey(q)), storage.DropQueue(q.ID))
 	}
+	ops = append(ops, storage.Op{Kind: storage.OpDropQueue, Paged: true, Queue: q.ID})
 	v.r.commitMeta(ops, done)
 	v.mu.Unlock()
 	for _, c := range cs {
