@@ -26,10 +26,7 @@ func headersMatch(args Table, headers Table) bool {
 			return false
 		}
 	}
-	if any {
-		return false
-	}
-	return true
+	return !any
 }
 
 func validXMatch(args Table) bool {

@@ -1,0 +1,146 @@
+package conf
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultTOML is default.toml: every key with its default value and the
+// comment documenting it. Defaults decodes it.
+//
+//go:embed default.toml
+var DefaultTOML []byte
+
+// Config is the whole broker configuration. Its zero value is not useful:
+// start from Defaults (Load does).
+type Config struct {
+	// DataDir holds all durable state. Key data_dir.
+	DataDir string `toml:"data_dir"`
+
+	Log       Log       `toml:"log"`
+	Router    Router    `toml:"router"`
+	Storage   Storage   `toml:"storage"`
+	Transport Transport `toml:"transport"`
+	AMQP      AMQP      `toml:"amqp"`
+	MQTT      MQTT      `toml:"mqtt"`
+	STOMP     STOMP     `toml:"stomp"`
+}
+
+// Log configures the broker's slog logger.
+type Log struct {
+	// Level is debug, info, warn or error (any case). Key log.level.
+	Level string `toml:"level"`
+	// Format is text or json. Key log.format.
+	Format string `toml:"format"`
+}
+
+// Router configures the routing graph: the defaults created on first start
+// and the limits on messages.
+type Router struct {
+	// DefaultVHost, DefaultUser and DefaultPass are created when the store
+	// holds no vhost or user ("/", guest, guest).
+	DefaultVHost string `toml:"default_vhost"`
+	DefaultUser  string `toml:"default_user"`
+	DefaultPass  string `toml:"default_pass"`
+	// LoopbackUsers may log in only from a loopback address (["guest"]).
+	LoopbackUsers []string `toml:"loopback_users"`
+	// MemoryBudget bounds the bytes of message bodies held in memory (256 MiB).
+	MemoryBudget Size `toml:"memory_budget"`
+	// MaxMessageSize bounds one message body (128 MiB, at most 512 MiB).
+	MaxMessageSize Size `toml:"max_message_size"`
+}
+
+// Storage configures the Pebble store under Config.DataDir.
+type Storage struct {
+	// MemtableSize is Pebble's memtable size (64 MiB).
+	MemtableSize Size `toml:"memtable_size"`
+	// CacheSize is Pebble's block cache size (128 MiB); 0 disables it.
+	CacheSize Size `toml:"cache_size"`
+}
+
+// Transport configures connections: event loops, timers and per-connection
+// buffer limits.
+type Transport struct {
+	// EventLoops is the number of gnet event loops; 0 means one per core.
+	EventLoops int `toml:"event_loops"`
+	// TickInterval drives heart-beats, keepalives and expiry (1s).
+	TickInterval time.Duration `toml:"tick_interval"`
+	// MaxInbound bounds unparsed input per connection (4 MiB).
+	MaxInbound Size `toml:"max_inbound"`
+	// MaxOutbound bounds unwritten output per connection (16 MiB).
+	MaxOutbound Size `toml:"max_outbound"`
+}
+
+// AMQP configures the AMQP 0-9-1 listener and connection.tune.
+type AMQP struct {
+	// Listen is host:port; "" disables AMQP (":5672").
+	Listen string `toml:"listen"`
+	// FrameMax is offered in connection.tune (131072).
+	FrameMax int `toml:"frame_max"`
+	// ChannelMax is offered in connection.tune (2047).
+	ChannelMax int `toml:"channel_max"`
+	// Heartbeat is offered in connection.tune (60s); 0 offers none.
+	Heartbeat time.Duration `toml:"heartbeat"`
+}
+
+// MQTT topic modes: how topics map to routing keys.
+const (
+	TopicModeSwap     = "swap"     // RabbitMQ's: "/" and "." swap places
+	TopicModeLossless = "lossless" // topics with dots survive the round trip
+)
+
+// MQTT configures the MQTT listener and its place in the routing graph.
+type MQTT struct {
+	// Listen is host:port; "" disables MQTT (":1883").
+	Listen string `toml:"listen"`
+	// VHost is the virtual host MQTT connections use ("/").
+	VHost string `toml:"vhost"`
+	// Exchange receives MQTT publishes ("amq.topic").
+	Exchange string `toml:"exchange"`
+	// TopicMode is TopicModeSwap (default) or TopicModeLossless.
+	TopicMode string `toml:"topic_mode"`
+}
+
+// STOMP configures the STOMP listener.
+type STOMP struct {
+	// Listen is host:port; "" disables STOMP (":61613").
+	Listen string `toml:"listen"`
+	// HeartBeat is offered in CONNECTED (10s); 0 offers none.
+	HeartBeat time.Duration `toml:"heart_beat"`
+}
+
+// Defaults returns the configuration in default.toml.
+func Defaults() Config {
+	var c Config
+	if err := decode(DefaultTOML, &c); err != nil {
+		// default.toml is compiled in and covered by tests.
+		panic(fmt.Sprintf("conf: embedded default.toml: %v", err))
+	}
+	return c
+}
+
+// decode decodes a TOML document into c, which holds the values to keep for
+// keys the document leaves out. Every key the document holds must be decoded:
+// unknown keys are reported together, each as an *Error naming it.
+func decode(doc []byte, c *Config) error {
+	md, err := toml.NewDecoder(bytes.NewReader(doc)).Decode(c)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	var table string // the last unknown key reported; its sub-keys are not
+	for _, k := range md.Undecoded() {
+		key := k.String()
+		if table != "" && strings.HasPrefix(key, table+".") {
+			continue
+		}
+		table = key
+		errs = append(errs, &Error{Key: key, Msg: "unknown key"})
+	}
+	return join(errs)
+}

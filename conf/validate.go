@@ -1,0 +1,168 @@
+package conf
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits Validate enforces.
+const (
+	// MaxMessageSizeLimit is the largest router.max_message_size (RabbitMQ's
+	// own ceiling).
+	MaxMessageSizeLimit = 512 * MiB
+	// MinFrameMax is AMQP 0-9-1's frame-min-size.
+	MinFrameMax = 4096
+)
+
+// Log levels and formats Validate accepts.
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"text", "json"}
+	topicModes = []string{TopicModeSwap, TopicModeLossless}
+)
+
+// Validate reports every invalid value in c at once: an errors.Join of
+// *Error values, each naming its key. It returns nil if c is valid.
+func (c *Config) Validate() error {
+	v := &validator{}
+	if c.DataDir == "" {
+		v.add("data_dir", "required")
+	}
+	v.oneOf("log.level", strings.ToLower(c.Log.Level), c.Log.Level, logLevels)
+	v.oneOf("log.format", strings.ToLower(c.Log.Format), c.Log.Format, logFormats)
+
+	r := &c.Router
+	v.required("router.default_vhost", r.DefaultVHost)
+	v.required("router.default_user", r.DefaultUser)
+	for i, u := range r.LoopbackUsers {
+		if u == "" {
+			v.add(fmt.Sprintf("router.loopback_users[%d]", i), "empty user name")
+		}
+	}
+	v.sizeRange("router.max_message_size", r.MaxMessageSize, 1, MaxMessageSizeLimit)
+	v.sizeRange("router.memory_budget", r.MemoryBudget, MiB, 1<<62)
+	if r.MemoryBudget > 0 && r.MemoryBudget < r.MaxMessageSize {
+		v.add("router.memory_budget", fmt.Sprintf("%v is smaller than router.max_message_size (%v): the largest message could never be accepted", r.MemoryBudget, r.MaxMessageSize))
+	}
+
+	v.sizeRange("storage.memtable_size", c.Storage.MemtableSize, MiB, GiB)
+	v.sizeRange("storage.cache_size", c.Storage.CacheSize, 0, 1<<62)
+
+	t := &c.Transport
+	if t.EventLoops < 0 || t.EventLoops > 1024 {
+		v.add("transport.event_loops", fmt.Sprintf("%d is not between 0 (one per core) and 1024", t.EventLoops))
+	}
+	v.durationRange("transport.tick_interval", t.TickInterval, 10*time.Millisecond, time.Minute)
+	v.sizeRange("transport.max_inbound", t.MaxInbound, 4*KiB, GiB)
+	v.sizeRange("transport.max_outbound", t.MaxOutbound, 4*KiB, GiB)
+
+	a := &c.AMQP
+	if a.FrameMax < MinFrameMax || a.FrameMax > 1<<31-1 {
+		v.add("amqp.frame_max", fmt.Sprintf("%d is not between %d and %d", a.FrameMax, MinFrameMax, 1<<31-1))
+	}
+	if a.ChannelMax < 1 || a.ChannelMax > 65535 {
+		v.add("amqp.channel_max", fmt.Sprintf("%d is not between 1 and 65535", a.ChannelMax))
+	}
+	v.durationRange("amqp.heartbeat", a.Heartbeat, 0, 65535*time.Second)
+	if a.Heartbeat%time.Second != 0 {
+		v.add("amqp.heartbeat", fmt.Sprintf("%v is not a whole number of seconds", a.Heartbeat))
+	}
+
+	m := &c.MQTT
+	v.required("mqtt.vhost", m.VHost)
+	v.required("mqtt.exchange", m.Exchange)
+	v.oneOf("mqtt.topic_mode", m.TopicMode, m.TopicMode, topicModes)
+
+	v.durationRange("stomp.heart_beat", c.STOMP.HeartBeat, 0, 24*time.Hour)
+	if c.STOMP.HeartBeat%time.Millisecond != 0 {
+		v.add("stomp.heart_beat", fmt.Sprintf("%v is not a whole number of milliseconds", c.STOMP.HeartBeat))
+	}
+
+	v.listeners([]listener{
+		{"amqp.listen", a.Listen},
+		{"mqtt.listen", m.Listen},
+		{"stomp.listen", c.STOMP.Listen},
+	})
+	return join(v.errs)
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) add(key, msg string) { v.errs = append(v.errs, &Error{Key: key, Msg: msg}) }
+
+func (v *validator) required(key, s string) {
+	if s == "" {
+		v.add(key, "required")
+	}
+}
+
+// oneOf checks norm (val as compared) against allowed; messages quote val.
+func (v *validator) oneOf(key, norm, val string, allowed []string) {
+	for _, a := range allowed {
+		if norm == a {
+			return
+		}
+	}
+	v.add(key, fmt.Sprintf("%q is not one of %s", val, strings.Join(allowed, ", ")))
+}
+
+func (v *validator) sizeRange(key string, s, lo, hi Size) {
+	if s < lo || s > hi {
+		v.add(key, fmt.Sprintf("%v is not between %v and %v", s, lo, hi))
+	}
+}
+
+func (v *validator) durationRange(key string, d, lo, hi time.Duration) {
+	if d < lo || d > hi {
+		v.add(key, fmt.Sprintf("%v is not between %v and %v", d, lo, hi))
+	}
+}
+
+type listener struct{ key, addr string }
+
+// listeners checks each enabled address and that no two listeners share a
+// port, and that at least one protocol is enabled.
+func (v *validator) listeners(ls []listener) {
+	seen := map[string]string{} // host:port -> key
+	enabled := 0
+	for _, l := range ls {
+		if l.addr == "" {
+			continue // disabled
+		}
+		enabled++
+		host, port, err := net.SplitHostPort(l.addr)
+		if err != nil {
+			v.add(l.key, fmt.Sprintf("%q: %s (want host:port, like \":5672\")", l.addr, addrErr(err)))
+			continue
+		}
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			v.add(l.key, fmt.Sprintf("%q: invalid port", l.addr))
+			continue
+		}
+		if p == 0 {
+			continue // any free port: never a conflict
+		}
+		hp := net.JoinHostPort(host, port)
+		if other, ok := seen[hp]; ok {
+			v.add(l.key, fmt.Sprintf("%q: same address as %s", l.addr, other))
+			continue
+		}
+		seen[hp] = l.key
+	}
+	if enabled == 0 {
+		v.add("amqp.listen, mqtt.listen, stomp.listen", "all empty: enable at least one protocol")
+	}
+}
+
+func addrErr(err error) string {
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return ae.Err
+	}
+	return err.Error()
+}
