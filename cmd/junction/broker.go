@@ -2,37 +2,88 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"path/filepath"
+	"time"
 
 	"github.com/junction-broker/junction/conf"
+	"github.com/junction-broker/junction/protocols"
+	"github.com/junction-broker/junction/protocols/amqp"
+	"github.com/junction-broker/junction/protocols/mqtt"
+	"github.com/junction-broker/junction/protocols/stomp"
+	"github.com/junction-broker/junction/protocols/transport"
+	"github.com/junction-broker/junction/router"
+	"github.com/junction-broker/junction/storage/pebblestore"
 )
 
-// startBroker opens storage, builds the router and starts the protocol
-// listeners described by cfg. It returns once the broker serves, with a stop
-// function that shuts it down in reverse order (stop accepting, send close
-// frames, flush and close storage) within its context's deadline. The data
+// startBudget bounds how long the listeners may take to come up.
+const startBudget = 30 * time.Second
+
+// broker is what startBroker built, for run and for tests.
+type broker struct {
+	router *router.Router
+	net    *transport.Server
+}
+
+// startBroker opens storage, recovers the router from it and starts the
+// protocol listeners described by cfg ("" disables one). It returns once
+// the broker serves, with a stop function that shuts down in reverse order:
+// stop accepting and send every connection its protocol's close, then
+// flush and close storage, within stop's context deadline. The data
 // directory already exists and is writable.
-//
-// TODO(lead): wire the concrete components here once they land:
-//   - storage: pebblestore.Open(filepath.Join(cfg.DataDir, ...), cfg.Storage)
-//   - router:  router.New(router.Config{Store: st, Log: log, DefaultVHost:
-//     cfg.Router.DefaultVHost, DefaultUser: ..., LoopbackUsers: ...})
-//   - transport: listeners for cfg.AMQP.Listen, cfg.MQTT.Listen and
-//     cfg.STOMP.Listen ("" means disabled) with cfg.Transport limits.
-//
-// Until then it binds nothing: the process starts, reports what it would
-// serve, and waits for a signal.
-func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (stop func(context.Context) error, err error) {
-	for _, l := range []struct{ proto, addr string }{
-		{"amqp", cfg.AMQP.Listen},
-		{"mqtt", cfg.MQTT.Listen},
-		{"stomp", cfg.STOMP.Listen},
+func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *broker, stop func(context.Context) error, err error) {
+	st, err := pebblestore.Open(filepath.Join(cfg.DataDir, "store"), pebblestore.Options{
+		Logger:       log.With("component", "storage"),
+		MemTableSize: int64(cfg.Storage.MemtableSize),
+		CacheSize:    int64(cfg.Storage.CacheSize),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening storage in %s: %w", cfg.DataDir, err)
+	}
+	rt, err := router.New(router.Config{
+		Store:         st,
+		Log:           log.With("component", "router"),
+		DefaultVHost:  cfg.Router.DefaultVHost,
+		DefaultUser:   cfg.Router.DefaultUser,
+		DefaultPass:   cfg.Router.DefaultPass,
+		LoopbackUsers: cfg.Router.LoopbackUsers,
+		MemoryBudget:  int64(cfg.Router.MemoryBudget),
+	})
+	if err != nil {
+		return nil, nil, errors.Join(err, st.Close())
+	}
+	limits := protocols.Limits{MaxInbound: int(cfg.Transport.MaxInbound), OutboundHighWater: int(cfg.Transport.MaxOutbound)}
+	var listeners []transport.Listener
+	for _, l := range []struct {
+		addr    string
+		adapter protocols.Adapter
+	}{
+		{cfg.AMQP.Listen, amqp.Placeholder{}},
+		{cfg.MQTT.Listen, mqtt.Placeholder{}},
+		{cfg.STOMP.Listen, stomp.Placeholder{}},
 	} {
 		if l.addr == "" {
-			log.Info("protocol disabled", "proto", l.proto)
+			log.Info("protocol disabled", "proto", l.adapter.Name())
 			continue
 		}
-		log.Warn("listener not wired yet; nothing is served", "proto", l.proto, "listen", l.addr)
+		listeners = append(listeners, transport.Listener{Name: l.adapter.Name(), Addr: l.addr, Adapter: l.adapter})
 	}
-	return func(context.Context) error { return nil }, nil
+	srv := transport.New(transport.Config{
+		Listeners:    listeners,
+		EventLoops:   cfg.Transport.EventLoops,
+		TickInterval: cfg.Transport.TickInterval,
+		Limits:       limits,
+	}, log.With("component", "transport"))
+	sctx, cancel := context.WithTimeout(ctx, startBudget)
+	defer cancel()
+	if err := srv.Start(sctx); err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("starting listeners: %w", err), st.Close())
+	}
+	stop = func(ctx context.Context) error {
+		err := srv.Shutdown(ctx)
+		return errors.Join(err, st.Close())
+	}
+	return &broker{router: rt, net: srv}, stop, nil
 }

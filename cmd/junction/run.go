@@ -52,7 +52,9 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	}
 	log := cfg.Logger(stderr)
 	log.Info("starting", "data_dir", cfg.DataDir, "amqp", cfg.AMQP.Listen, "mqtt", cfg.MQTT.Listen, "stomp", cfg.STOMP.Listen)
-	stop, err := startBroker(ctx, cfg, log)
+	// A signal during start-up is honoured once the broker is up, so that
+	// it still stops cleanly: start-up itself is bounded.
+	_, stop, err := startBroker(context.WithoutCancel(ctx), cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return exitFail
