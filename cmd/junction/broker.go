@@ -25,6 +25,8 @@ const startBudget = 30 * time.Second
 type broker struct {
 	router *router.Router
 	net    *transport.Server
+	// failed is closed when storage can no longer make anything durable.
+	failed <-chan struct{}
 }
 
 // startBroker opens storage, recovers the router from it and starts the
@@ -85,5 +87,5 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 		err := srv.Shutdown(ctx)
 		return errors.Join(err, st.Close())
 	}
-	return &broker{router: rt, net: srv}, stop, nil
+	return &broker{router: rt, net: srv, failed: st.Failed()}, stop, nil
 }

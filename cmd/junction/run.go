@@ -54,15 +54,23 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	log.Info("starting", "data_dir", cfg.DataDir, "amqp", cfg.AMQP.Listen, "mqtt", cfg.MQTT.Listen, "stomp", cfg.STOMP.Listen)
 	// A signal during start-up is honoured once the broker is up, so that
 	// it still stops cleanly: start-up itself is bounded.
-	_, stop, err := startBroker(context.WithoutCancel(ctx), cfg, log)
+	b, stop, err := startBroker(context.WithoutCancel(ctx), cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return exitFail
 	}
 	log.Info("started")
 
-	<-ctx.Done()
-	log.Info("stopping", "cause", context.Cause(ctx))
+	code := exitOK
+	select {
+	case <-ctx.Done():
+		log.Info("stopping", "cause", context.Cause(ctx))
+	case <-b.failed:
+		// Nothing can be acknowledged any more; stopping lets the next
+		// start recover everything acknowledged from the write-ahead log.
+		log.Error("stopping: storage failed and can no longer make messages durable")
+		code = exitFail
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopBudget)
 	defer cancel()
 	if err := stop(sctx); err != nil {
@@ -70,7 +78,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 		return exitFail
 	}
 	log.Info("stopped")
-	return exitOK
+	return code
 }
 
 // problemLines formats err's configuration problems one per indented line.

@@ -183,6 +183,11 @@ func diskErrorRound(t *testing.T, s *Store, fault *walFault, nosync int, early b
 	}
 	t.Logf("first failure at commit %d of %d (fault on after commit %d): %v", first, n, faultAt, outcomes[first].err)
 
+	select {
+	case <-s.Failed():
+	default:
+		t.Error("Failed() not closed after a disk error: the broker would keep running")
+	}
 	// Failed for good, even with the disk healthy again.
 	fault.on.Store(false)
 	for _, sync := range []bool{true, false} {

@@ -68,7 +68,8 @@ type Store struct {
 	batches      atomic.Int64 // batches applied, for tests and benchmarks
 
 	// failure, once set, is the error every later Commit fails with.
-	failure atomic.Pointer[error]
+	failure  atomic.Pointer[error]
+	failedCh chan struct{} // closed on entering the failed state
 	// wedged is set when a panic out of Pebble's commit path was recovered:
 	// Pebble may hold its commit mutex, so Close must not call DB.Close.
 	wedged atomic.Bool
@@ -125,6 +126,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	s := &Store{
+		failedCh: make(chan struct{}),
 		log:      opts.Logger,
 		opts:     opts,
 		wake:     make(chan struct{}, 1),
@@ -289,8 +291,15 @@ func (s *Store) fail(cause error) {
 	err := fmt.Errorf("pebblestore: %w: %w", storage.ErrFailed, cause)
 	if s.failure.CompareAndSwap(nil, &err) {
 		s.log.Error("storage failed; every later commit fails until restart", "err", cause)
+		close(s.failedCh)
 	}
 }
+
+// Failed returns a channel closed when the store enters the failed state:
+// it acknowledges nothing from then on, and the process should stop and
+// let the next start recover from the write-ahead log. Safe from any
+// goroutine.
+func (s *Store) Failed() <-chan struct{} { return s.failedCh }
 
 // cursor returns q's cursor in the given space.
 func (s *Store) cursor(q storage.QueueID, paged bool) storage.SeqNum {
