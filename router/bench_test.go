@@ -102,3 +102,37 @@ func TestPublishDeliverAllocs(t *testing.T) {
 		t.Fatalf("%.2f allocations per publish→deliver→ack, want at most 1 (the body copy)", n)
 	}
 }
+
+// TestTopicRouteAllocs pins the same budget through a topic exchange and an
+// exchange-to-exchange hop: routing adds no allocation.
+func TestTopicRouteAllocs(t *testing.T) {
+	e := newEnv(t)
+	e.queue("q", QueueOptions{})
+	e.exchange("edge", "fanout", ExchangeOptions{})
+	if err := e.v.BindExchange("edge", "amq.topic", "sensors.#", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.bind("q", "edge", "", nil)
+	e.bind("q", "amq.topic", "sensors.*.temp", nil)
+	s := &sink{}
+	ch := e.v.NewChannel(0, s)
+	if _, err := ch.Consume("q", "c", ConsumeOptions{Prefetch: 100}); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 256)
+	publish := func() {
+		m := NewMessage(body)
+		m.RoutingKey = "sensors.k1.temp"
+		_, _ = e.v.Publish("amq.topic", m, nil)
+		_ = ch.Ack(s.last.Tag, false)
+	}
+	for i := 0; i < 1000; i++ {
+		publish()
+	}
+	if s.count != 1000 {
+		t.Fatalf("delivered %d of 1000 (want one copy each)", s.count)
+	}
+	if n := testing.AllocsPerRun(1000, publish); n > 1 {
+		t.Fatalf("%.2f allocations per topic publish→deliver→ack, want at most 1", n)
+	}
+}

@@ -629,8 +629,7 @@ func (v *VHost) route(x *Exchange, m *Message, dst []*Queue) []*Queue {
 		return dst
 	}
 	var xbuf [4]*Exchange
-	seen := xbuf[:0]
-	dst = v.routeFrom(x, m, dst, &seen)
+	dst, _ = v.routeFrom(x, m, dst, xbuf[:0])
 	if len(dst) > 1 {
 		slices.SortFunc(dst, func(a, b *Queue) int { return cmpUint(a.idx, b.idx) })
 		dst = slices.Compact(dst)
@@ -648,26 +647,28 @@ func cmpUint(a, b uint64) int {
 	return 0
 }
 
-func (v *VHost) routeFrom(x *Exchange, m *Message, dst []*Queue, seen *[]*Exchange) []*Queue {
-	if slices.Contains(*seen, x) {
-		return dst
+// routeFrom appends the queues reachable from x; seen lists the exchanges
+// already visited, so cycles of exchange-to-exchange bindings end.
+func (v *VHost) routeFrom(x *Exchange, m *Message, dst []*Queue, seen []*Exchange) ([]*Queue, []*Exchange) {
+	if slices.Contains(seen, x) {
+		return dst, seen
 	}
-	*seen = append(*seen, x)
+	seen = append(seen, x)
 	before := len(dst)
 	var bbuf [8]*Binding
 	for _, b := range x.match(m, bbuf[:0]) {
 		if b.Queue != nil {
 			dst = append(dst, b.Queue)
 		} else {
-			dst = v.routeFrom(b.Dest, m, dst, seen)
+			dst, seen = v.routeFrom(b.Dest, m, dst, seen)
 		}
 	}
 	if len(dst) == before && x.alternate != "" {
 		if ae := v.exchanges[x.alternate]; ae != nil {
-			dst = v.routeFrom(ae, m, dst, seen)
+			dst, seen = v.routeFrom(ae, m, dst, seen)
 		}
 	}
-	return dst
+	return dst, seen
 }
 
 // deadLetter republishes messages that left q for reason through q's
