@@ -225,3 +225,25 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeMeta: metadata records read back from a store never panic the
+// router, whatever the bytes.
+func FuzzDecodeMeta(f *testing.F) {
+	e := newEnv(f)
+	e.exchange("x", "topic", ExchangeOptions{Durable: true, Args: Table{{"alternate-exchange", "amq.fanout"}}})
+	e.queue("q", QueueOptions{Durable: true, Args: args("x-max-length", int32(3))})
+	e.bind("q", "x", "a.#", Table{{"k", []any{int64(1)}}})
+	for _, v := range e.store.meta {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = decodeExchange(b)
+		_, _ = decodeQueue(b)
+		_, _ = decodeBinding(b)
+		_, _ = decodeVHost(b)
+		st := newFakeStore()
+		st.meta[metaKey(4, []byte("/\x00q"))] = b // as a queue record
+		st.meta[metaKey(2, []byte("u"))] = b      // as a user record
+		_, _ = New(Config{Store: st})
+	})
+}
