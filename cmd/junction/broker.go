@@ -62,7 +62,14 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 		addr    string
 		adapter protocols.Adapter
 	}{
-		{cfg.AMQP.Listen, amqp.Placeholder{}},
+		{cfg.AMQP.Listen, amqp.New(amqp.Config{
+			Router:         rt,
+			Log:            log.With("component", "amqp"),
+			FrameMax:       uint32(cfg.AMQP.FrameMax),
+			ChannelMax:     uint16(cfg.AMQP.ChannelMax),
+			Heartbeat:      amqpHeartbeat(cfg.AMQP.Heartbeat),
+			MaxMessageSize: int64(cfg.Router.MaxMessageSize),
+		})},
 		{cfg.MQTT.Listen, mqtt.Placeholder{}},
 		{cfg.STOMP.Listen, stomp.Placeholder{}},
 	} {
@@ -88,4 +95,13 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 		return errors.Join(err, st.Close())
 	}
 	return &broker{router: rt, net: srv, failed: st.Failed()}, stop, nil
+}
+
+// amqpHeartbeat maps the configured heartbeat (0: offer none) onto the
+// adapter's convention (0: its default; negative: none).
+func amqpHeartbeat(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

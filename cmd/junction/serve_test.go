@@ -85,8 +85,14 @@ func TestRunServesAllThreePorts(t *testing.T) {
 			t.Fatalf("no %s listener logged:\n%s", p, out.String())
 		}
 	}
-	if got := exchange(t, addrs["amqp"], []byte("AMQP\x00\x00\x09\x01")); !bytes.Equal(got, []byte("AMQP\x00\x00\x09\x01")) {
-		t.Errorf("amqp answered %q", got)
+	// A protocol version we do not speak gets ours back (AMQP 0-9-1 §4.2.2);
+	// ours gets connection.start (class 10, method 10) on channel 0.
+	if got := exchange(t, addrs["amqp"], []byte("AMQP\x00\x00\x09\x02")); !bytes.Equal(got, []byte("AMQP\x00\x00\x09\x01")) {
+		t.Errorf("amqp answered a wrong header with %q", got)
+	}
+	if got := firstBytes(t, addrs["amqp"], []byte("AMQP\x00\x00\x09\x01"), 11); !bytes.Equal(got[:3], []byte{1, 0, 0}) ||
+		!bytes.Equal(got[7:11], []byte{0, 10, 0, 10}) {
+		t.Errorf("amqp did not answer with connection.start: % x", got)
 	}
 	connect := []byte{0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 'c'}
 	if got := exchange(t, addrs["mqtt"], connect); !bytes.Equal(got, []byte{0x20, 0x02, 0x00, 0x03}) {
@@ -128,4 +134,23 @@ func TestRunDataDirLocked(t *testing.T) {
 	if code != 1 || !strings.Contains(out.String(), "storage") {
 		t.Fatalf("second broker on the same data dir: exit %d; output:\n%s", code, out.String())
 	}
+}
+
+// firstBytes sends req to addr and returns the first n bytes of the reply.
+func firstBytes(t *testing.T, addr string, req []byte, n int) []byte {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c, b); err != nil {
+		t.Fatalf("reading from %s: %v (got % x)", addr, err, b)
+	}
+	return b
 }
