@@ -20,7 +20,7 @@ fi
 js=(node/test/*.test.mjs)
 if ((${#js[@]})); then
 	echo "interop: node (${#js[@]} files)"
-	(cd node && node --test test/)
+	(cd node && node --test --test-timeout=120000 test/)
 else
 	echo "interop: node: no tests"
 fi

@@ -18,6 +18,7 @@ import (
 const (
 	handshakeTimeout = 10 * time.Second // rabbit handshake_timeout
 	closeOkTimeout   = 3 * time.Second  // how long a sent connection.close waits for close-ok
+	lingerTimeout    = 3 * time.Second  // how long after our close-ok the client may take to hang up
 )
 
 // Outbound bounds: a pass of Output encodes at most batchBytes of
@@ -80,6 +81,7 @@ type session struct {
 	cur, prev outbuf // cur collects; prev is what the last Output returned
 
 	tick0, closeAt     time.Time
+	linger             bool // client closed: wait for it to hang up (Tick)
 	lastRecv, lastSent time.Time
 	recv, sent         bool
 
@@ -376,10 +378,15 @@ func (s *session) connMethod(m frame.Method) error {
 	case stOpened:
 		switch m.(type) {
 		case *frame.ConnectionClose:
+			// The client initiated the close, so it closes the socket once it
+			// has our close-ok (AMQP 0-9-1 §2.2.4). Closing first would cut
+			// off frames it may still be flushing (amqplib writes channel
+			// frames queued behind its close and gets EPIPE); anything more
+			// it sends is discarded, and Tick closes if it never hangs up.
 			s.cur.buf = frame.AppendMethodFrame(s.cur.buf, 0, &frame.ConnectionCloseOk{})
 			s.state = stClosed
+			s.linger = true
 			s.releaseChannels()
-			s.conn.Close(nil)
 			return nil
 		case *frame.ConnectionBlocked, *frame.ConnectionUnblocked:
 			return nil // a client has nothing to tell us here; ignore as RabbitMQ does
@@ -641,6 +648,14 @@ func (s *session) Tick(now time.Time) error {
 		}
 		return nil
 	case s.state == stClosed:
+		if s.linger {
+			if s.closeAt.IsZero() {
+				s.closeAt = now
+			} else if now.Sub(s.closeAt) > lingerTimeout {
+				s.linger = false
+				s.conn.Close(nil)
+			}
+		}
 		return nil
 	case s.state < stOpen && now.Sub(s.tick0) > handshakeTimeout:
 		return errHandshakeTimeout

@@ -317,8 +317,24 @@ func TestHandshake(t *testing.T) {
 	h.openChannel(1)
 	h.method(0, &frame.ConnectionClose{ReplyCode: 200, ReplyText: "bye"})
 	expect[*frame.ConnectionCloseOk](h, 0)
+	// The client initiated the close: it hangs up once it has close-ok.
+	// Frames it was still flushing are discarded, not answered, and the
+	// socket stays open for it to close (amqplib writes frames queued
+	// behind its close).
+	if h.c.isClosed() {
+		t.Fatal("server closed the socket before the client could")
+	}
+	h.method(1, &frame.BasicAck{DeliveryTag: 1})
+	h.quiet()
+	now := time.Now()
+	if err := h.s.Tick(now); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.Tick(now.Add(lingerTimeout + time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if !h.c.isClosed() {
-		t.Fatal("connection not closed after close-ok")
+		t.Fatal("connection not closed after the linger deadline")
 	}
 }
 
