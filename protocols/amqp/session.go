@@ -653,7 +653,7 @@ func (s *session) Tick(now time.Time) error {
 				s.closeAt = now
 			} else if now.Sub(s.closeAt) > lingerTimeout {
 				s.linger = false
-				s.conn.Close(nil)
+				s.conn.Close(errClientClosed)
 			}
 		}
 		return nil
