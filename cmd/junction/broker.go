@@ -71,7 +71,10 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 			MaxMessageSize: int64(cfg.Router.MaxMessageSize),
 		})},
 		{cfg.MQTT.Listen, mqtt.Placeholder{}},
-		{cfg.STOMP.Listen, stomp.Placeholder{}},
+		{cfg.STOMP.Listen, stomp.New(stomp.Config{
+			Router: rt,
+			Log:    log.With("component", "stomp"),
+		})},
 	} {
 		if l.addr == "" {
 			log.Info("protocol disabled", "proto", l.adapter.Name())

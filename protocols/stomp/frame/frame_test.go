@@ -1,0 +1,179 @@
+package frame
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// parseAll parses in whole, returning a description of every frame or
+// heart-beat and whether it ended in an error.
+func parseAll(p *Parser, in []byte) (got []string, rest int, err error) {
+	n := 0
+	for {
+		f, k, e := p.Parse(in[n:])
+		if e != nil {
+			return got, len(in) - n, e
+		}
+		if k == 0 {
+			return got, len(in) - n, nil
+		}
+		n += k
+		got = append(got, describe(f))
+	}
+}
+
+func describe(f *Frame) string {
+	if f == nil {
+		return "EOL"
+	}
+	var b strings.Builder
+	b.WriteString(f.Command)
+	for i := 0; i < f.Header.Len(); i++ {
+		k, v := f.Header.GetAt(i)
+		fmt.Fprintf(&b, "|%q=%q", k, v)
+	}
+	fmt.Fprintf(&b, "|body=%q", f.Body)
+	return b.String()
+}
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		v    Version
+		in   string
+		want []string
+		err  string
+	}{
+		{"simple", V12, "SEND\ndestination:/queue/a\n\nhello\x00", []string{`SEND|"destination"="/queue/a"|body="hello"`}, ""},
+		{"crlf and heart-beats", V12, "\n\r\nSEND\r\ndestination:/queue/a\r\n\r\nhi\x00\n\n", []string{"EOL", "EOL", `SEND|"destination"="/queue/a"|body="hi"`, "EOL", "EOL"}, ""},
+		{"content-length with NULs", V12, "SEND\ncontent-length:3\n\na\x00b\x00", []string{`SEND|"content-length"="3"|body="a\x00b"`}, ""},
+		{"repeated header first wins", V12, "SEND\nx:1\nx:2\n\n\x00", []string{`SEND|"x"="1"|"x"="2"|body=""`}, ""},
+		{"escapes 1.2", V12, "SEND\na\\cb:c\\nd\\\\e\\rf\n\n\x00", []string{`SEND|"a:b"="c\nd\\e\rf"|body=""`}, ""},
+		{"escapes 1.1 no \\r", V11, "SEND\na:\\r\n\n\x00", nil, "invalid header"},
+		{"escapes 1.0 none", V10, "SEND\na:\\t\\n\n\n\x00", []string{`SEND|"a"="\\t\\n"|body=""`}, ""},
+		{"CONNECT not unescaped", V12, "CONNECT\npasscode:a\\tb\n\n\x00", []string{`CONNECT|"passcode"="a\\tb"|body=""`}, ""},
+		{"undefined escape", V12, "SEND\na:\\t\n\n\x00", nil, "invalid header"},
+		{"unknown command", V12, "FOO\n\n\x00", nil, "unknown command"},
+		{"no colon", V12, "SEND\nabc\n\n\x00", nil, "malformed header"},
+		{"bad content-length", V12, "SEND\ncontent-length:x\n\n\x00", nil, "invalid content-length"},
+		{"content-length mismatch", V12, "SEND\ncontent-length:1\n\nab\x00", nil, "malformed frame"},
+		{"content-length too large", V12, "SEND\ncontent-length:100000\n\n", nil, "frame too large"},
+		{"body too large", V12, "SEND\n\n" + strings.Repeat("x", 300), nil, "frame too large"},
+		{"header line too long", V12, "SEND\na:" + strings.Repeat("x", 100), nil, "header line too long"},
+		{"too many headers", V12, "SEND\n" + strings.Repeat("a:b\n", 9), nil, "too many headers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Parser{Limits: Limits{MaxFrameSize: 256, MaxHeaders: 8, MaxHeaderLine: 64}, Version: tc.v}
+			got, _, err := parseAll(p, []byte(tc.in))
+			if tc.err != "" {
+				fe, ok := err.(*Error)
+				if !ok || fe.Message != tc.err {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	for _, v := range []Version{V10, V11, V12} {
+		hs := []string{"k:ey", "va\nl\\ue\r", "destination", "/queue/a"}
+		b := Append(nil, v, "MESSAGE", hs, []byte("a\x00b"))
+		p := &Parser{Version: v, Server: true}
+		f, n, err := p.Parse(b)
+		if err != nil || n != len(b) {
+			t.Fatalf("%v: %v %d/%d", v, err, n, len(b))
+		}
+		k, val := f.Header.GetAt(0)
+		switch v {
+		case V10:
+			if k != "k_ey" || val != "va l\\ue " {
+				t.Fatalf("1.0 header %q=%q", k, val)
+			}
+		case V11:
+			if k != "k:ey" || val != "va\nl\\ue " {
+				t.Fatalf("1.1 header %q=%q", k, val)
+			}
+		case V12:
+			if k != "k:ey" || val != "va\nl\\ue\r" {
+				t.Fatalf("1.2 header %q=%q", k, val)
+			}
+		}
+		if string(f.Body) != "a\x00b" {
+			t.Fatalf("body %q", f.Body)
+		}
+	}
+	// CONNECTED is never escaped.
+	b := Append(nil, V12, "CONNECTED", []string{"server", "a:b"}, nil)
+	if !bytes.Contains(b, []byte("server:a:b\n")) {
+		t.Fatalf("CONNECTED %q", b)
+	}
+}
+
+// feedSplit parses in delivered in chunks of the given sizes, the way the
+// transport offers growing unconsumed input.
+func feedSplit(p *Parser, in []byte, sizes []byte) (got []string, err error) {
+	var buf []byte
+	pos, si := 0, 0
+	for pos < len(in) {
+		step := 1
+		if len(sizes) > 0 {
+			step = int(sizes[si%len(sizes)])%13 + 1
+			si++
+		}
+		end := min(pos+step, len(in))
+		buf = append(buf, in[pos:end]...)
+		pos = end
+		for {
+			f, k, e := p.Parse(buf)
+			if e != nil {
+				return got, e
+			}
+			if k == 0 {
+				break
+			}
+			buf = buf[k:]
+			got = append(got, describe(f))
+		}
+	}
+	return got, nil
+}
+
+func FuzzFramer(f *testing.F) {
+	seeds := []string{
+		"SEND\ndestination:/queue/a\n\nhello\x00",
+		"\n\r\nSEND\r\ndestination:/queue/a\r\n\r\nhi\x00\n\n",
+		"SEND\ncontent-length:3\n\na\x00b\x00SEND\n\n\x00",
+		"CONNECT\naccept-version:1.2\nhost:/\n\n\x00",
+		"SUBSCRIBE\nid:1\ndestination:/topic/a\nack:client\n\n\x00",
+		"SEND\na\\cb:c\\nd\\\\e\\rf\n\n\x00",
+		"SEND\na:\\t\n\n\x00",
+		"SEND\ncontent-length:1000\n\n",
+		"FOO\n\n\x00",
+		"SEND\n" + strings.Repeat("a:b\n", 9) + "\n\x00",
+	}
+	for i, s := range seeds {
+		f.Add([]byte(s), []byte{byte(i), 3, 7}, uint8(i%3))
+	}
+	f.Fuzz(func(t *testing.T, in, sizes []byte, ver uint8) {
+		lim := Limits{MaxFrameSize: 256, MaxHeaders: 8, MaxHeaderLine: 64}
+		v := Version(ver % 3)
+		whole, _, err1 := parseAll(&Parser{Limits: lim, Version: v}, in)
+		split, err2 := feedSplit(&Parser{Limits: lim, Version: v}, in, sizes)
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("whole err %v, split err %v", err1, err2)
+		}
+		if fmt.Sprint(whole) != fmt.Sprint(split) {
+			t.Fatalf("whole %q\nsplit %q", whole, split)
+		}
+	})
+}

@@ -1,0 +1,925 @@
+package stomp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	sf "github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/junction-broker/junction/protocols"
+	"github.com/junction-broker/junction/protocols/stomp/frame"
+	"github.com/junction-broker/junction/router"
+)
+
+const (
+	handshakeTimeout = 10 * time.Second
+	// minHeartBeat is the shortest heart-beat interval the server agrees
+	// to, either way.
+	minHeartBeat = time.Second
+	batchBytes   = 256 << 10
+	pauseBytes   = 1 << 20
+)
+
+// Reasons a session ends the connection itself.
+var (
+	errProtocol         = errors.New("stomp: protocol error")
+	errMissedHeartbeats = errors.New("stomp: missed heart-beats from client")
+	errHandshakeTimeout = errors.New("stomp: no CONNECT in time")
+)
+
+type connState uint8
+
+const (
+	stConnect   connState = iota // waiting for CONNECT or STOMP
+	stConnected                  // CONNECTED sent
+	stClosed                     // ERROR or DISCONNECT: nothing more is read
+)
+
+type ackMode uint8
+
+const (
+	ackAuto ackMode = iota
+	ackClient
+	ackClientIndividual
+)
+
+// sub is one SUBSCRIBE.
+type sub struct {
+	id      string
+	tag     string // consumer tag
+	dest    string
+	queue   string
+	ack     ackMode
+	con     *router.Consumer
+	pending []router.DeliveryTag // unacknowledged, ascending
+}
+
+type evKind uint8
+
+const (
+	evDeliver evKind = iota + 1
+	evCancelled
+	evDone
+)
+
+// event is a result posted to the loop from router callbacks.
+type event struct {
+	kind    evKind
+	d       router.Delivery // evDeliver
+	tag     string          // evCancelled
+	receipt string          // evDone
+	counted bool            // evDone: counted in session.waiting
+	err     error           // evDone
+}
+
+// session is one STOMP connection. Apart from the inbox, everything is
+// touched only on the connection's event loop.
+type session struct {
+	a     *Adapter
+	cfg   *Config
+	conn  protocols.Conn
+	log   *slog.Logger
+	owner router.Owner
+
+	state   connState
+	parser  frame.Parser
+	version frame.Version
+	user    *router.User
+	vhost   *router.VHost
+	ch      *router.Channel
+
+	subs    map[string]*sub // by subscription id
+	byTag   map[string]*sub // by consumer tag
+	unacked map[router.DeliveryTag]*sub
+	waiting int // receipts held back until their commit: Feed pauses
+	paused  bool
+
+	cur, prev []byte
+
+	sendEvery, expectEvery time.Duration
+	tick0                  time.Time
+	lastRecv, lastSent     time.Time
+	recv, sent             bool
+
+	hs []string // scratch headers
+
+	work      []event
+	head      int
+	workBytes int
+
+	mu         sync.Mutex // guards the fields below; below all router locks
+	inbox      []event
+	inboxBytes int
+	dead       bool
+}
+
+func newSession(a *Adapter, c protocols.Conn) *session {
+	s := &session{
+		a:       a,
+		cfg:     &a.cfg,
+		conn:    c,
+		subs:    make(map[string]*sub),
+		byTag:   make(map[string]*sub),
+		unacked: make(map[router.DeliveryTag]*sub),
+	}
+	s.parser.Limits = a.limits
+	s.owner = router.Owner(c.ID())
+	s.log = a.cfg.Log.With("conn", c.ID(), "proto", "stomp", "remote", c.RemoteAddr())
+	return s
+}
+
+// post queues e for the loop and wakes it. Safe from any goroutine, also
+// under router locks.
+func (s *session) post(e event) {
+	s.mu.Lock()
+	if s.dead {
+		s.mu.Unlock()
+		return
+	}
+	wake := len(s.inbox) == 0
+	s.inbox = append(s.inbox, e)
+	if e.kind == evDeliver {
+		s.inboxBytes += len(e.d.Message.Body)
+	}
+	s.mu.Unlock()
+	if wake {
+		s.conn.Wake()
+	}
+}
+
+// Deliver implements router.Handler.
+func (s *session) Deliver(d router.Delivery) { s.post(event{kind: evDeliver, d: d}) }
+
+// Cancelled implements router.Handler.
+func (s *session) Cancelled(c *router.Consumer) { s.post(event{kind: evCancelled, tag: c.Tag}) }
+
+// Feed implements protocols.Session.
+func (s *session) Feed(in []byte) (int, error) {
+	n := 0
+	for n < len(in) {
+		if s.state == stClosed {
+			return len(in), nil
+		}
+		if s.waiting > 0 {
+			s.process(batchBytes)
+			if s.waiting > 0 {
+				break
+			}
+		}
+		f, k, err := s.parser.Parse(in[n:])
+		if err != nil {
+			var fe *frame.Error
+			if errors.As(err, &fe) {
+				s.fatal(fe.Message, fe.Detail, "")
+			} else {
+				s.fatal("malformed frame", err.Error(), "")
+			}
+			return len(in), errProtocol
+		}
+		if k == 0 {
+			break
+		}
+		n += k
+		s.recv = true
+		if f == nil {
+			continue // heart-beat
+		}
+		s.frame(f)
+		if s.state == stClosed {
+			return len(in), nil // an ERROR or DISCONNECT: ignore the rest
+		}
+	}
+	return n, nil
+}
+
+// errorHeaders builds an ERROR frame.
+func (s *session) errorFrame(msg, detail, receipt string, extra ...string) []byte {
+	hs := []string{"message", msg, "content-type", "text/plain"}
+	if receipt != "" {
+		hs = append(hs, "receipt-id", receipt)
+	}
+	hs = append(hs, extra...)
+	return frame.Append(nil, s.version, sf.ERROR, hs, []byte(detail))
+}
+
+// fatal queues an ERROR frame, releases the subscriptions and asks the
+// transport to close once it is written (STOMP: an ERROR ends the
+// connection).
+func (s *session) fatal(msg, detail, receipt string, extra ...string) {
+	if s.state == stClosed {
+		return
+	}
+	s.log.Info("closing connection with ERROR", "message", msg, "detail", detail)
+	s.cur = append(s.cur, s.errorFrame(msg, detail, receipt, extra...)...)
+	s.state = stClosed
+	s.release()
+	s.conn.Close(errProtocol)
+}
+
+// release drops the subscriptions; unacknowledged deliveries are requeued.
+func (s *session) release() {
+	if s.ch != nil {
+		s.ch.Close()
+	}
+	clear(s.subs)
+	clear(s.byTag)
+	clear(s.unacked)
+}
+
+// frame handles one client frame.
+func (s *session) frame(f *frame.Frame) {
+	receipt := f.Header.Get(sf.Receipt)
+	if s.state == stConnect {
+		if f.Command != sf.CONNECT && f.Command != sf.STOMP {
+			s.fatal("Illegal command", "You must log in using CONNECT first", receipt)
+			return
+		}
+		s.connect(f)
+		return
+	}
+	switch f.Command {
+	case sf.CONNECT, sf.STOMP:
+		s.fatal("Illegal command", "already connected", receipt)
+	case sf.SEND:
+		s.send(f, receipt)
+	case sf.SUBSCRIBE:
+		s.subscribe(f, receipt)
+	case sf.UNSUBSCRIBE:
+		s.unsubscribe(f, receipt)
+	case sf.ACK, sf.NACK:
+		s.ack(f, receipt)
+	case sf.BEGIN, sf.COMMIT, sf.ABORT:
+		s.fatal("transactions not supported", "BEGIN, COMMIT and ABORT are not implemented yet", receipt)
+	case sf.DISCONNECT:
+		if receipt != "" {
+			s.receipt(receipt)
+		}
+		s.state = stClosed
+		s.release()
+		s.conn.Close(nil)
+	}
+}
+
+func (s *session) receipt(id string) {
+	s.cur = frame.Append(s.cur, s.version, sf.RECEIPT, []string{sf.ReceiptId, id}, nil)
+}
+
+// negotiate picks the highest common version; ok is false when there is
+// none.
+func negotiate(accept string, present bool) (frame.Version, bool) {
+	if !present {
+		return frame.V10, true
+	}
+	best, ok := frame.V10, false
+	for _, v := range strings.Split(accept, ",") {
+		var cand frame.Version
+		switch strings.TrimSpace(v) {
+		case "1.0":
+			cand = frame.V10
+		case "1.1":
+			cand = frame.V11
+		case "1.2":
+			cand = frame.V12
+		default:
+			continue
+		}
+		if !ok || cand > best {
+			best, ok = cand, true
+		}
+	}
+	return best, ok
+}
+
+func (s *session) connect(f *frame.Frame) {
+	accept, present := f.Header.Contains(sf.AcceptVersion)
+	v, ok := negotiate(accept, present)
+	if !ok {
+		s.fatal("Supported protocol versions are 1.0,1.1,1.2", "Supported protocol versions are 1.0,1.1,1.2", "",
+			sf.Version, "1.0,1.1,1.2")
+		return
+	}
+	s.version = v
+	login, hasLogin := f.Header.Contains(sf.Login)
+	pass := f.Header.Get(sf.Passcode)
+	if !hasLogin {
+		login, pass = "guest", "guest" // RabbitMQ's default_user
+	}
+	user, err := s.cfg.Router.Authenticate(login, pass, s.loopback())
+	if err != nil {
+		s.log.Warn("login refused", "user", login, "err", err)
+		s.fatal("Access refused for user '"+login+"'", "Access refused for user '"+login+"'", "")
+		return
+	}
+	host, ok := f.Header.Contains(sf.Host)
+	if !ok || host == "" {
+		host = "/"
+	}
+	vh := s.cfg.Router.VHost(host)
+	if vh == nil || !user.CanAccess(host) {
+		s.fatal("Virtual host '"+host+"' access denied", "Virtual host '"+host+"' access denied for user '"+login+"'", "")
+		return
+	}
+	if hb, ok := f.Header.Contains(sf.HeartBeat); ok && v >= frame.V11 {
+		cx, cy, err := sf.ParseHeartBeat(hb)
+		if err != nil {
+			s.fatal("Invalid heart-beat header", "heart-beat '"+hb+"' is not 'x,y'", "")
+			return
+		}
+		// The client can send every cx and wants to receive every cy; we
+		// can do anything, so we agree with a floor.
+		if cy > 0 {
+			s.sendEvery = max(cy, minHeartBeat)
+		}
+		if cx > 0 {
+			s.expectEvery = max(cx, minHeartBeat)
+		}
+	}
+	s.user, s.vhost = user, vh
+	s.ch = vh.NewChannel(s.owner, s)
+	s.state = stConnected
+	s.parser.Version = v
+	hs := []string{
+		sf.Version, v.String(),
+		sf.Server, "Junction/" + Version,
+		sf.Session, "session-" + strconv.FormatUint(s.conn.ID(), 36),
+	}
+	if v >= frame.V11 {
+		hs = append(hs, sf.HeartBeat, strconv.FormatInt(s.sendEvery.Milliseconds(), 10)+","+strconv.FormatInt(s.expectEvery.Milliseconds(), 10))
+	}
+	s.cur = frame.Append(s.cur, v, sf.CONNECTED, hs, nil)
+	s.log.Debug("connected", "user", login, "vhost", host, "version", v.String())
+}
+
+func (s *session) loopback() bool {
+	host, _, err := net.SplitHostPort(s.conn.RemoteAddr())
+	if err != nil {
+		host = s.conn.RemoteAddr()
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// destination is a parsed RabbitMQ-style destination.
+type destination struct {
+	kind     string // "queue", "topic", "exchange", "amq/queue"
+	exchange string
+	key      string
+	queue    string
+}
+
+func parseDest(d string) (destination, bool) {
+	switch {
+	case strings.HasPrefix(d, "/queue/"):
+		q := d[len("/queue/"):]
+		return destination{kind: "queue", exchange: "", key: q, queue: q}, q != ""
+	case strings.HasPrefix(d, "/topic/"):
+		k := d[len("/topic/"):]
+		return destination{kind: "topic", exchange: "amq.topic", key: k}, k != ""
+	case strings.HasPrefix(d, "/amq/queue/"):
+		q := d[len("/amq/queue/"):]
+		return destination{kind: "amq/queue", exchange: "", key: q, queue: q}, q != ""
+	case strings.HasPrefix(d, "/exchange/"):
+		x, k, _ := strings.Cut(d[len("/exchange/"):], "/")
+		return destination{kind: "exchange", exchange: x, key: k}, x != ""
+	}
+	return destination{}, false
+}
+
+func (s *session) badDest(d, receipt string) {
+	s.fatal("Unknown destination", "'"+d+"' is not a valid destination. Valid destination types are: /exchange/, /topic/, /queue/, /amq/queue/.", receipt)
+}
+
+// routerError answers a router refusal.
+func (s *session) routerError(err error, receipt string) {
+	var re *router.Error
+	if errors.As(err, &re) {
+		msg := strings.ToLower(strings.ReplaceAll(codeName(re.Code), " ", "_"))
+		s.fatal(msg, re.Text, receipt)
+		return
+	}
+	s.fatal("internal_error", err.Error(), receipt)
+}
+
+func codeName(c router.Code) string {
+	switch c {
+	case router.NotFound:
+		return "not_found"
+	case router.AccessRefused:
+		return "access_refused"
+	case router.ResourceLocked:
+		return "resource_locked"
+	case router.PreconditionFailed:
+		return "precondition_failed"
+	case router.NotAllowed:
+		return "not_allowed"
+	}
+	return "internal_error"
+}
+
+// done returns a callback that reports a commit for receipt, counting it
+// in waiting when there is a receipt to hold back.
+func (s *session) done(receipt string) func(error) {
+	counted := receipt != ""
+	if counted {
+		s.waiting++
+	}
+	return func(err error) {
+		if err != nil || counted {
+			s.post(event{kind: evDone, receipt: receipt, counted: counted, err: err})
+		}
+	}
+}
+
+// declareQueue declares /queue/q as RabbitMQ does: durable, not
+// auto-delete, not exclusive.
+func (s *session) declareQueue(name string, done func(error)) error {
+	_, err := s.vhost.DeclareQueue(name, router.QueueOptions{Durable: true}, false, s.owner, done)
+	return err
+}
+
+var reservedSend = map[string]bool{
+	"destination": true, "content-length": true, "receipt": true, "transaction": true,
+	"content-type": true, "content-encoding": true, "correlation-id": true, "reply-to": true,
+	"expiration": true, "priority": true, "persistent": true, "message-id": true,
+	"amqp-message-id": true, "timestamp": true, "type": true, "app-id": true, "user-id": true,
+	"subscription": true, "ack": true, "redelivered": true, "id": true,
+}
+
+func (s *session) send(f *frame.Frame, receipt string) {
+	if _, ok := f.Header.Contains(sf.Transaction); ok {
+		s.fatal("transactions not supported", "SEND in a transaction is not implemented yet", receipt)
+		return
+	}
+	d := f.Header.Get(sf.Destination)
+	dest, ok := parseDest(d)
+	if !ok {
+		s.badDest(d, receipt)
+		return
+	}
+	m := router.NewMessage(f.Body)
+	m.RoutingKey = dest.key
+	if err := s.props(m, f.Header); err != nil {
+		s.fatal("Invalid header", err.Error(), receipt)
+		return
+	}
+	if dest.kind == "queue" {
+		if err := s.declareQueue(dest.queue, nil); err != nil {
+			s.routerError(err, receipt)
+			return
+		}
+	}
+	done := s.done(receipt)
+	if _, err := s.vhost.Publish(dest.exchange, m, done); err != nil {
+		if receipt != "" {
+			s.waiting--
+		}
+		s.routerError(err, receipt)
+	}
+}
+
+// props fills m's properties from SEND headers (first occurrence wins).
+func (s *session) props(m *router.Message, h *frame.Header) error {
+	p := &m.Properties
+	seen := make(map[string]bool, h.Len())
+	for i := 0; i < h.Len(); i++ {
+		k, v := h.GetAt(i)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		switch k {
+		case "content-type":
+			p.ContentType, p.Flags = v, p.Flags|router.HasContentType
+		case "content-encoding":
+			p.ContentEncoding, p.Flags = v, p.Flags|router.HasContentEncoding
+		case "correlation-id":
+			p.CorrelationID, p.Flags = v, p.Flags|router.HasCorrelationID
+		case "reply-to":
+			p.ReplyTo, p.Flags = v, p.Flags|router.HasReplyTo
+		case "expiration":
+			p.Expiration, p.Flags = v, p.Flags|router.HasExpiration
+		case "priority":
+			n, err := strconv.ParseUint(v, 10, 8)
+			if err != nil {
+				return fmt.Errorf("priority '%s' is not a number from 0 to 255", v)
+			}
+			p.Priority, p.Flags = uint8(n), p.Flags|router.HasPriority
+		case "persistent":
+			if v == "true" {
+				p.DeliveryMode, p.Flags = router.Persistent, p.Flags|router.HasDeliveryMode
+			}
+		case "message-id", "amqp-message-id":
+			if p.Flags&router.HasMessageID == 0 {
+				p.MessageID, p.Flags = v, p.Flags|router.HasMessageID
+			}
+		case "timestamp":
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				p.Timestamp, p.Flags = n, p.Flags|router.HasTimestamp
+			}
+		case "type":
+			p.Type, p.Flags = v, p.Flags|router.HasType
+		case "app-id":
+			p.AppID, p.Flags = v, p.Flags|router.HasAppID
+		case "user-id":
+			if v != s.user.Name {
+				return fmt.Errorf("user-id '%s' is not the connected user", v)
+			}
+			p.UserID, p.Flags = v, p.Flags|router.HasUserID
+		default:
+			if !reservedSend[k] {
+				p.Headers = append(p.Headers, router.Field{Key: k, Value: v})
+				p.Flags |= router.HasHeaders
+			}
+		}
+	}
+	return nil
+}
+
+func (s *session) subscribe(f *frame.Frame, receipt string) {
+	d := f.Header.Get(sf.Destination)
+	id, ok := f.Header.Contains(sf.Id)
+	if !ok {
+		if s.version >= frame.V11 {
+			s.fatal("Missing 'id' header", "SUBSCRIBE requires an id header in STOMP 1.1 and 1.2", receipt)
+			return
+		}
+		id = d
+	}
+	if _, dup := s.subs[id]; dup {
+		s.fatal("Duplicated subscription identifier", "There already is a subscription with id '"+id+"'", receipt)
+		return
+	}
+	mode := ackAuto
+	switch a := f.Header.Get(sf.Ack); a {
+	case "", "auto":
+	case "client":
+		mode = ackClient
+	case "client-individual":
+		mode = ackClientIndividual
+	default:
+		s.fatal("Invalid ack mode", "ack mode '"+a+"' is not auto, client or client-individual", receipt)
+		return
+	}
+	prefetch := 0
+	if v, ok := f.Header.Contains("prefetch-count"); ok {
+		n, err := strconv.ParseUint(v, 10, 31)
+		if err != nil {
+			s.fatal("Invalid prefetch-count", "prefetch-count '"+v+"' is not a number", receipt)
+			return
+		}
+		prefetch = int(n)
+	}
+	dest, ok := parseDest(d)
+	if !ok {
+		s.badDest(d, receipt)
+		return
+	}
+	done := s.done(receipt)
+	var err error
+	queue := dest.queue
+	switch dest.kind {
+	case "queue":
+		err = s.declareQueue(queue, done)
+	case "amq/queue":
+		_, err = s.vhost.DeclareQueue(queue, router.QueueOptions{}, true, s.owner, done)
+	case "topic", "exchange":
+		var q *router.Queue
+		q, err = s.vhost.DeclareQueue("", router.QueueOptions{Exclusive: true, AutoDelete: true}, false, s.owner, nil)
+		if err == nil {
+			queue = q.Name
+			err = s.vhost.BindQueue(queue, dest.exchange, dest.key, nil, s.owner, done)
+		}
+	}
+	if err != nil {
+		if receipt != "" {
+			s.waiting--
+		}
+		s.routerError(err, receipt)
+		return
+	}
+	sb := &sub{id: id, tag: "T_" + id, dest: d, queue: queue, ack: mode}
+	con, err := s.ch.Consume(queue, sb.tag, router.ConsumeOptions{NoAck: mode == ackAuto, Prefetch: prefetch})
+	if err != nil {
+		s.routerError(err, receipt)
+		return
+	}
+	sb.con = con
+	if s.paused {
+		con.Pause()
+	}
+	s.subs[id] = sb
+	s.byTag[sb.tag] = sb
+}
+
+func (s *session) unsubscribe(f *frame.Frame, receipt string) {
+	id, ok := f.Header.Contains(sf.Id)
+	if !ok && s.version == frame.V10 {
+		id, ok = f.Header.Contains(sf.Destination)
+	}
+	sb := s.subs[id]
+	if !ok || sb == nil {
+		s.fatal("Subscription not found", "There is no subscription with id '"+id+"'", receipt)
+		return
+	}
+	s.dropSub(sb)
+	s.ch.Cancel(sb.tag, true)
+	if receipt != "" {
+		s.receipt(receipt)
+	}
+}
+
+func (s *session) dropSub(sb *sub) {
+	delete(s.subs, sb.id)
+	delete(s.byTag, sb.tag)
+	for _, t := range sb.pending {
+		delete(s.unacked, t)
+	}
+	sb.pending = nil
+}
+
+func (s *session) ack(f *frame.Frame, receipt string) {
+	key := sf.MessageId
+	if s.version >= frame.V12 {
+		key = sf.Id
+	}
+	v := f.Header.Get(key)
+	n, err := strconv.ParseUint(v, 10, 64)
+	tag := router.DeliveryTag(n)
+	sb := s.unacked[tag]
+	if err != nil || sb == nil {
+		s.fatal("Invalid "+key, f.Command+" of unknown message '"+v+"'", receipt)
+		return
+	}
+	if _, ok := f.Header.Contains(sf.Transaction); ok {
+		s.fatal("transactions not supported", f.Command+" in a transaction is not implemented yet", receipt)
+		return
+	}
+	requeue := f.Header.Get("requeue") != "false"
+	settle := func(t router.DeliveryTag) {
+		delete(s.unacked, t)
+		if f.Command == sf.ACK {
+			_ = s.ch.Ack(t, false)
+		} else {
+			_ = s.ch.Nack(t, false, requeue)
+		}
+	}
+	i := slices.Index(sb.pending, tag)
+	if sb.ack == ackClient {
+		// Cumulative within the subscription.
+		for _, t := range sb.pending[:i+1] {
+			settle(t)
+		}
+		sb.pending = slices.Delete(sb.pending, 0, i+1)
+	} else {
+		settle(tag)
+		sb.pending = slices.Delete(sb.pending, i, i+1)
+	}
+	if receipt != "" {
+		s.receipt(receipt)
+	}
+}
+
+// Output implements protocols.Session.
+func (s *session) Output(dst [][]byte) [][]byte {
+	s.process(batchBytes)
+	if len(s.cur) == 0 {
+		return dst
+	}
+	dst = append(dst, s.cur)
+	s.cur, s.prev = s.prev[:0], s.cur
+	s.sent = true
+	return dst
+}
+
+// process handles posted events, encoding at most limit bytes of
+// deliveries, and pauses or resumes the consumers by what is left.
+func (s *session) process(limit int) {
+	if s.head == len(s.work) {
+		s.work, s.head = s.work[:0], 0
+		s.mu.Lock()
+		s.work, s.inbox = s.inbox, s.work
+		s.workBytes += s.inboxBytes
+		s.inboxBytes = 0
+		s.mu.Unlock()
+	}
+	unblocked := false
+	for s.head < len(s.work) && limit > 0 {
+		e := &s.work[s.head]
+		s.head++
+		switch e.kind {
+		case evDeliver:
+			n := len(e.d.Message.Body)
+			s.workBytes -= n
+			limit -= n + 128
+			if s.state == stConnected {
+				if sb := s.byTag[e.d.Consumer.Tag]; sb != nil {
+					s.encodeMessage(sb, &e.d)
+				}
+			}
+		case evCancelled:
+			if sb := s.byTag[e.tag]; sb != nil && s.state == stConnected {
+				s.dropSub(sb)
+				s.log.Info("subscription cancelled by the broker", "id", sb.id, "destination", sb.dest)
+			}
+		case evDone:
+			if e.counted {
+				s.waiting--
+				unblocked = true
+			}
+			switch {
+			case s.state != stConnected:
+			case e.err != nil:
+				s.fatal("Message rejected", "the broker could not take the message: "+e.err.Error(), e.receipt)
+			case e.receipt != "":
+				s.receipt(e.receipt)
+			}
+		}
+		*e = event{}
+	}
+	if unblocked && s.waiting == 0 {
+		s.conn.Wake() // have the transport offer the held-back input again
+	}
+	s.mu.Lock()
+	pending := s.workBytes + s.inboxBytes
+	s.mu.Unlock()
+	switch {
+	case !s.paused && pending > pauseBytes:
+		s.paused = true
+		s.eachConsumer((*router.Consumer).Pause)
+	case s.paused && pending == 0:
+		s.paused = false
+		s.eachConsumer((*router.Consumer).Resume)
+	}
+}
+
+func (s *session) eachConsumer(f func(*router.Consumer)) {
+	for _, sb := range s.subs {
+		f(sb.con)
+	}
+}
+
+// reconstruct gives a message's destination as RabbitMQ does.
+func reconstruct(m *router.Message) string {
+	switch m.Exchange {
+	case "":
+		return "/queue/" + m.RoutingKey
+	case "amq.topic":
+		return "/topic/" + m.RoutingKey
+	}
+	return "/exchange/" + m.Exchange + "/" + m.RoutingKey
+}
+
+// encodeMessage appends a MESSAGE frame for d.
+func (s *session) encodeMessage(sb *sub, d *router.Delivery) {
+	m := d.Message
+	p := &m.Properties
+	id := strconv.FormatUint(uint64(d.Tag), 10)
+	hs := append(s.hs[:0],
+		sf.Subscription, sb.id,
+		sf.Destination, reconstruct(m),
+		sf.MessageId, id,
+		"redelivered", strconv.FormatBool(d.Redelivered),
+	)
+	if sb.ack != ackAuto {
+		if s.version >= frame.V12 {
+			hs = append(hs, sf.Ack, id)
+		}
+		sb.pending = append(sb.pending, d.Tag)
+		s.unacked[d.Tag] = sb
+	}
+	if p.Flags&router.HasContentType != 0 {
+		hs = append(hs, "content-type", p.ContentType)
+	}
+	if p.Flags&router.HasContentEncoding != 0 {
+		hs = append(hs, "content-encoding", p.ContentEncoding)
+	}
+	if p.Flags&router.HasCorrelationID != 0 {
+		hs = append(hs, "correlation-id", p.CorrelationID)
+	}
+	if p.Flags&router.HasReplyTo != 0 {
+		hs = append(hs, "reply-to", p.ReplyTo)
+	}
+	if p.Flags&router.HasExpiration != 0 {
+		hs = append(hs, "expiration", p.Expiration)
+	}
+	if p.Flags&router.HasPriority != 0 {
+		hs = append(hs, "priority", strconv.Itoa(int(p.Priority)))
+	}
+	if p.DeliveryMode == router.Persistent {
+		hs = append(hs, "persistent", "true")
+	}
+	if p.Flags&router.HasMessageID != 0 {
+		hs = append(hs, "amqp-message-id", p.MessageID)
+	}
+	if p.Flags&router.HasTimestamp != 0 {
+		hs = append(hs, "timestamp", strconv.FormatInt(p.Timestamp, 10))
+	}
+	if p.Flags&router.HasType != 0 {
+		hs = append(hs, "type", p.Type)
+	}
+	if p.Flags&router.HasAppID != 0 {
+		hs = append(hs, "app-id", p.AppID)
+	}
+	if p.Flags&router.HasUserID != 0 {
+		hs = append(hs, "user-id", p.UserID)
+	}
+	for _, fl := range p.Headers {
+		if reservedSend[fl.Key] {
+			continue
+		}
+		hs = append(hs, fl.Key, headerValue(fl.Value))
+	}
+	s.cur = frame.Append(s.cur, s.version, sf.MESSAGE, hs, m.Body)
+	clear(hs)
+	s.hs = hs[:0]
+}
+
+// headerValue formats an AMQP header value for a STOMP header.
+func headerValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+// Tick implements protocols.Session: the CONNECT deadline and heart-beats
+// (sent every sendEvery/2 of silence; two expectEvery intervals without
+// anything from the client end the connection with an ERROR).
+func (s *session) Tick(now time.Time) error {
+	if s.tick0.IsZero() {
+		s.tick0 = now
+	}
+	switch s.state {
+	case stClosed:
+		return nil
+	case stConnect:
+		if now.Sub(s.tick0) > handshakeTimeout {
+			s.state = stClosed
+			return errHandshakeTimeout
+		}
+		return nil
+	}
+	if s.expectEvery > 0 {
+		if s.recv || s.waiting > 0 || s.lastRecv.IsZero() {
+			s.lastRecv, s.recv = now, false
+		} else if now.Sub(s.lastRecv) > 2*s.expectEvery {
+			s.fatal("Heart-beat timeout", "no heart-beat or frame from the client in "+(2*s.expectEvery).String(), "")
+			return errMissedHeartbeats
+		}
+	}
+	if s.sendEvery > 0 {
+		if s.sent || s.lastSent.IsZero() {
+			s.lastSent, s.sent = now, false
+		} else if now.Sub(s.lastSent) >= s.sendEvery/2 {
+			s.cur = append(s.cur, '\n')
+			s.lastSent = now
+		}
+	}
+	return nil
+}
+
+// Fail implements protocols.Session.
+func (s *session) Fail(err error) []byte {
+	if s.state == stClosed {
+		return nil
+	}
+	s.state = stClosed
+	switch {
+	case errors.Is(err, protocols.ErrShutdown):
+		return s.errorFrame("Broker shutting down", "broker forced connection closure with reason 'shutdown'", "")
+	case errors.Is(err, protocols.ErrInboundLimit):
+		return s.errorFrame("frame too large", "inbound buffer limit exceeded", "")
+	}
+	return s.errorFrame("internal error", "internal error", "")
+}
+
+// Closed implements protocols.Session: unacknowledged deliveries go back to
+// their queues and the connection's exclusive queues are deleted.
+func (s *session) Closed(err error) {
+	s.mu.Lock()
+	s.dead = true
+	s.inbox = nil
+	s.mu.Unlock()
+	s.work, s.head = nil, 0
+	s.state = stClosed
+	s.release()
+	if s.vhost != nil {
+		s.cfg.Router.OwnerGone(s.owner)
+	}
+	s.log.Debug("connection closed", "err", err)
+}
+
+var _ protocols.Session = (*session)(nil)
+var _ router.Handler = (*session)(nil)
