@@ -44,6 +44,10 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening storage in %s: %w", cfg.DataDir, err)
 	}
+	if cfg.MQTT.Listen != "" && cfg.MQTT.TopicMode == conf.TopicModeLossless {
+		// Refuse rather than route with another mapping than asked for.
+		return nil, nil, errors.Join(errors.New(`mqtt.topic_mode "lossless" is not available in this build; use "swap"`), st.Close())
+	}
 	rt, err := router.New(router.Config{
 		Store:         st,
 		Log:           log.With("component", "router"),
@@ -70,7 +74,12 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 			Heartbeat:      amqpHeartbeat(cfg.AMQP.Heartbeat),
 			MaxMessageSize: int64(cfg.Router.MaxMessageSize),
 		})},
-		{cfg.MQTT.Listen, mqtt.Placeholder{}},
+		{cfg.MQTT.Listen, mqtt.New(mqtt.Config{
+			Router:   rt,
+			Log:      log.With("component", "mqtt"),
+			VHost:    cfg.MQTT.VHost,
+			Exchange: cfg.MQTT.Exchange,
+		})},
 		{cfg.STOMP.Listen, stomp.New(stomp.Config{
 			Router: rt,
 			Log:    log.With("component", "stomp"),
