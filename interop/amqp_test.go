@@ -4,51 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	jamqp "github.com/junction-broker/junction/protocols/amqp"
-	"github.com/junction-broker/junction/protocols/transport"
-	"github.com/junction-broker/junction/router"
-	"github.com/junction-broker/junction/storage/memstore"
 )
-
-// startAMQP runs a router over memstore and the transport with the AMQP
-// adapter on 127.0.0.1:0, in process, and returns the amqp:// URL prefix
-// ("amqp://%s@127.0.0.1:port/").
-func startAMQP(t *testing.T) (url func(userinfo string) string, srv *transport.Server) {
-	t.Helper()
-	st := memstore.New()
-	log := slog.New(slog.DiscardHandler)
-	rt, err := router.New(router.Config{Store: st, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv = transport.New(transport.Config{
-		Listeners: []transport.Listener{{Name: "amqp", Addr: "127.0.0.1:0", Adapter: jamqp.New(jamqp.Config{Router: rt, Log: log})}},
-	}, log)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if n := srv.Panics(); n != 0 {
-			t.Errorf("%d panics in sessions", n)
-		}
-		_ = st.Close()
-	})
-	addr := srv.Addrs()["amqp"]
-	return func(userinfo string) string { return "amqp://" + userinfo + "@" + addr + "/" }, srv
-}
 
 func dial(t *testing.T, url string) (*amqp.Connection, *amqp.Channel) {
 	t.Helper()

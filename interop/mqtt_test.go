@@ -2,7 +2,6 @@ package interop
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -10,48 +9,7 @@ import (
 	paho "github.com/eclipse/paho.golang/paho"
 	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	jamqp "github.com/junction-broker/junction/protocols/amqp"
-	jmqtt "github.com/junction-broker/junction/protocols/mqtt"
-	"github.com/junction-broker/junction/protocols/transport"
-	"github.com/junction-broker/junction/router"
-	"github.com/junction-broker/junction/storage/memstore"
 )
-
-// startMQTT runs a router over memstore with the MQTT and the AMQP adapter
-// on 127.0.0.1:0, in process, and returns their addresses.
-func startMQTT(t *testing.T) (mqttAddr, amqpURL string) {
-	t.Helper()
-	st := memstore.New()
-	log := slog.New(slog.DiscardHandler)
-	rt, err := router.New(router.Config{Store: st, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := transport.New(transport.Config{
-		Listeners: []transport.Listener{
-			{Name: "mqtt", Addr: "127.0.0.1:0", Adapter: jmqtt.New(jmqtt.Config{Router: rt, Log: log})},
-			{Name: "amqp", Addr: "127.0.0.1:0", Adapter: jamqp.New(jamqp.Config{Router: rt, Log: log})},
-		},
-	}, log)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if n := srv.Panics(); n != 0 {
-			t.Errorf("%d panics in sessions", n)
-		}
-		_ = st.Close()
-	})
-	return srv.Addrs()["mqtt"], "amqp://guest:guest@" + srv.Addrs()["amqp"] + "/"
-}
 
 type msg3 struct {
 	topic   string

@@ -2,55 +2,12 @@ package interop
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	jamqp "github.com/junction-broker/junction/protocols/amqp"
-	jstomp "github.com/junction-broker/junction/protocols/stomp"
-	"github.com/junction-broker/junction/protocols/transport"
-	"github.com/junction-broker/junction/router"
-	"github.com/junction-broker/junction/storage/memstore"
 )
-
-// startSTOMP runs a router over memstore and the transport with the STOMP
-// and AMQP adapters on 127.0.0.1:0, in process, and returns their
-// addresses.
-func startSTOMP(t *testing.T) (stompAddr, amqpURL string) {
-	t.Helper()
-	st := memstore.New()
-	log := slog.New(slog.DiscardHandler)
-	rt, err := router.New(router.Config{Store: st, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := transport.New(transport.Config{
-		Listeners: []transport.Listener{
-			{Name: "stomp", Addr: "127.0.0.1:0", Adapter: jstomp.New(jstomp.Config{Router: rt, Log: log})},
-			{Name: "amqp", Addr: "127.0.0.1:0", Adapter: jamqp.New(jamqp.Config{Router: rt, Log: log})},
-		},
-	}, log)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if n := srv.Panics(); n != 0 {
-			t.Errorf("%d panics in sessions", n)
-		}
-		_ = st.Close()
-	})
-	return srv.Addrs()["stomp"], "amqp://guest:guest@" + srv.Addrs()["amqp"] + "/"
-}
 
 func dialSTOMP(t *testing.T, addr string) *stomp.Conn {
 	t.Helper()
