@@ -9,42 +9,10 @@ import (
 	"time"
 
 	"github.com/junction-broker/junction/protocols/amqp/frame"
+	"github.com/junction-broker/junction/protocols/protocolstest"
 	"github.com/junction-broker/junction/router"
 	"github.com/junction-broker/junction/storage/memstore"
 )
-
-// fakeConn is an in-memory protocols.Conn.
-type fakeConn struct {
-	id     uint64
-	remote string
-	wake   chan struct{}
-
-	mu       sync.Mutex
-	closed   bool
-	closeErr error
-}
-
-func (c *fakeConn) ID() uint64         { return c.id }
-func (c *fakeConn) RemoteAddr() string { return c.remote }
-func (c *fakeConn) LocalAddr() string  { return "127.0.0.1:5672" }
-func (c *fakeConn) Wake() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-func (c *fakeConn) Close(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.closed {
-		c.closed, c.closeErr = true, err
-	}
-}
-func (c *fakeConn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
 
 // recv is one thing the server sent: a method (with its content) or a
 // heartbeat (m == nil).
@@ -62,7 +30,7 @@ type harness struct {
 	store   *memstore.Store
 	rt      *router.Router
 	a       *Adapter
-	c       *fakeConn
+	c       *protocolstest.Conn
 	s       *session
 	pending []byte // input the session has not taken yet
 	out     []byte // output not parsed yet
@@ -98,7 +66,7 @@ func openHarness(t testing.TB, a *Adapter, st *memstore.Store) *harness {
 	connIDs.n++
 	id := connIDs.n
 	connIDs.Unlock()
-	c := &fakeConn{id: id, remote: "127.0.0.1:40000", wake: make(chan struct{}, 1)}
+	c := protocolstest.NewConn(id, "127.0.0.1:40000", "127.0.0.1:5672")
 	h := &harness{t: t, store: st, rt: a.cfg.Router, a: a, c: c}
 	h.s = a.Open(c).(*session)
 	t.Cleanup(func() { h.s.Closed(nil) })
@@ -188,7 +156,7 @@ func (h *harness) next() recv {
 			break
 		}
 		select {
-		case <-h.c.wake:
+		case <-h.c.Woken():
 		case <-deadline:
 			h.t.Fatal("timed out waiting for the server")
 		}
@@ -321,7 +289,7 @@ func TestHandshake(t *testing.T) {
 	// Frames it was still flushing are discarded, not answered, and the
 	// socket stays open for it to close (amqplib writes frames queued
 	// behind its close).
-	if h.c.isClosed() {
+	if h.c.IsClosed() {
 		t.Fatal("server closed the socket before the client could")
 	}
 	h.method(1, &frame.BasicAck{DeliveryTag: 1})
@@ -333,7 +301,7 @@ func TestHandshake(t *testing.T) {
 	if err := h.s.Tick(now.Add(lingerTimeout + time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if !h.c.isClosed() {
+	if !h.c.IsClosed() {
 		t.Fatal("connection not closed after the linger deadline")
 	}
 }
@@ -362,7 +330,7 @@ func TestAuthFailure(t *testing.T) {
 			expect[*frame.ConnectionStart](h, 0)
 			h.method(0, &frame.ConnectionStartOk{Mechanism: tc.mech, Response: tc.resp})
 			h.expectConnClose(frame.AccessRefused, "ACCESS_REFUSED - Login was refused using authentication mechanism "+tc.mech)
-			if !h.c.isClosed() {
+			if !h.c.IsClosed() {
 				t.Fatal("connection not closed")
 			}
 		})
@@ -372,7 +340,7 @@ func TestAuthFailure(t *testing.T) {
 func TestGuestOnlyFromLoopback(t *testing.T) {
 	rt, st := newRouter(t)
 	h := openHarness(t, New(Config{Router: rt}), st)
-	h.c.remote = "192.0.2.7:5000"
+	h.c.SetRemote("192.0.2.7:5000")
 	h.send([]byte(frame.ProtocolHeader))
 	expect[*frame.ConnectionStart](h, 0)
 	h.method(0, &frame.ConnectionStartOk{Mechanism: "PLAIN", Response: plain("guest", "guest")})
@@ -591,7 +559,7 @@ func TestSoftErrorClosesOnlyTheChannel(t *testing.T) {
 		t.Fatalf("channel.close %+v", cl)
 	}
 	h.method(1, &frame.ChannelCloseOk{})
-	if h.c.isClosed() {
+	if h.c.IsClosed() {
 		t.Fatal("a soft error closed the connection")
 	}
 }
@@ -639,11 +607,11 @@ func TestHardErrors(t *testing.T) {
 			// After close, only close-ok counts.
 			h.method(1, &frame.QueueDeclare{Queue: "q"})
 			h.quiet()
-			if h.c.isClosed() {
+			if h.c.IsClosed() {
 				t.Fatal("closed before close-ok")
 			}
 			h.method(0, &frame.ConnectionCloseOk{})
-			if !h.c.isClosed() {
+			if !h.c.IsClosed() {
 				t.Fatal("not closed after close-ok")
 			}
 		})

@@ -9,42 +9,10 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/junction-broker/junction/protocols/protocolstest"
 	"github.com/junction-broker/junction/router"
 	"github.com/junction-broker/junction/storage/memstore"
 )
-
-// fakeConn is an in-memory protocols.Conn.
-type fakeConn struct {
-	id     uint64
-	remote string
-	wake   chan struct{}
-
-	mu       sync.Mutex
-	closed   bool
-	closeErr error
-}
-
-func (c *fakeConn) ID() uint64         { return c.id }
-func (c *fakeConn) RemoteAddr() string { return c.remote }
-func (c *fakeConn) LocalAddr() string  { return "127.0.0.1:1883" }
-func (c *fakeConn) Wake() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-func (c *fakeConn) Close(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.closed {
-		c.closed, c.closeErr = true, err
-	}
-}
-func (c *fakeConn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
 
 var connIDs = struct {
 	sync.Mutex
@@ -58,7 +26,7 @@ type harness struct {
 	store   *memstore.Store
 	rt      *router.Router
 	a       *Adapter
-	c       *fakeConn
+	c       *protocolstest.Conn
 	s       *session
 	v       byte // protocol level the client speaks
 	pending []byte
@@ -91,7 +59,7 @@ func openHarness(t testing.TB, a *Adapter, st *memstore.Store) *harness {
 	connIDs.n++
 	id := connIDs.n
 	connIDs.Unlock()
-	c := &fakeConn{id: id, remote: "127.0.0.1:40000", wake: make(chan struct{}, 1)}
+	c := protocolstest.NewConn(id, "127.0.0.1:40000", "127.0.0.1:1883")
 	h := &harness{t: t, store: st, rt: a.cfg.Router, a: a, c: c, v: 4}
 	h.s = a.Open(c).(*session)
 	t.Cleanup(func() { h.s.Closed(nil) })
@@ -192,7 +160,7 @@ func (h *harness) next() *packets.Packet {
 			break
 		}
 		select {
-		case <-h.c.wake:
+		case <-h.c.Woken():
 		case <-time.After(10 * time.Millisecond):
 		case <-deadline:
 			h.t.Fatal("no packet from the server")
@@ -305,8 +273,8 @@ func TestConnect(t *testing.T) {
 		h.send(h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tPingreq}}))
 		h.expect(tPingresp)
 		h.send(h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tDisconnect}}))
-		if !h.c.isClosed() || h.c.closeErr != nil {
-			t.Fatalf("v%d: DISCONNECT did not close cleanly: %v", v, h.c.closeErr)
+		if !h.c.IsClosed() || h.c.CloseErr() != nil {
+			t.Fatalf("v%d: DISCONNECT did not close cleanly: %v", v, h.c.CloseErr())
 		}
 	}
 }
@@ -358,7 +326,7 @@ func TestConnectRefused(t *testing.T) {
 	}
 	// Anonymous clients are guest, which is loopback-only.
 	h := newHarness(t, Config{})
-	h.c.remote = "192.0.2.1:5000"
+	h.c.SetRemote("192.0.2.1:5000")
 	h.send(h.encode(connectPacket(4, "c", true, 0, "", "")))
 	if ack := h.expect(tConnack); ack.ReasonCode != 0x04 {
 		t.Fatalf("remote guest: CONNACK %+v", ack)
@@ -536,11 +504,11 @@ func TestPubackAfterCommit(t *testing.T) {
 			}
 		} else {
 			deadline := time.Now().Add(5 * time.Second)
-			for !h.c.isClosed() && time.Now().Before(deadline) {
+			for !h.c.IsClosed() && time.Now().Before(deadline) {
 				h.pump()
 				time.Sleep(5 * time.Millisecond)
 			}
-			if !h.c.isClosed() {
+			if !h.c.IsClosed() {
 				t.Fatal("3.1.1 connection stays open after a failed publish")
 			}
 		}
@@ -696,8 +664,8 @@ func TestSessionTakeover(t *testing.T) {
 	if d := first.expect(tDisconnect); d.ReasonCode != rcSessionTakenOver {
 		t.Fatalf("DISCONNECT %+v", d)
 	}
-	if !first.c.isClosed() || !errors.Is(first.c.closeErr, errTakenOver) {
-		t.Fatalf("old connection not closed: %v", first.c.closeErr)
+	if !first.c.IsClosed() || !errors.Is(first.c.CloseErr(), errTakenOver) {
+		t.Fatalf("old connection not closed: %v", first.c.CloseErr())
 	}
 	second.subscribe(1, 1, "t")
 	pub := first.peer()

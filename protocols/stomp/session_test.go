@@ -6,43 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/junction-broker/junction/protocols/protocolstest"
 	"github.com/junction-broker/junction/protocols/stomp/frame"
 	"github.com/junction-broker/junction/router"
 	"github.com/junction-broker/junction/storage/memstore"
 )
-
-// fakeConn is an in-memory protocols.Conn.
-type fakeConn struct {
-	id     uint64
-	remote string
-	wake   chan struct{}
-
-	mu       sync.Mutex
-	closed   bool
-	closeErr error
-}
-
-func (c *fakeConn) ID() uint64         { return c.id }
-func (c *fakeConn) RemoteAddr() string { return c.remote }
-func (c *fakeConn) LocalAddr() string  { return "127.0.0.1:61613" }
-func (c *fakeConn) Wake() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-func (c *fakeConn) Close(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.closed {
-		c.closed, c.closeErr = true, err
-	}
-}
-func (c *fakeConn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
 
 // harness drives one session from the test goroutine, as the transport's
 // loop would.
@@ -50,7 +18,7 @@ type harness struct {
 	t       testing.TB
 	store   *memstore.Store
 	rt      *router.Router
-	c       *fakeConn
+	c       *protocolstest.Conn
 	s       *session
 	parser  frame.Parser // reads what the server sends
 	pending []byte
@@ -87,7 +55,7 @@ func openHarness(t testing.TB, a *Adapter, st *memstore.Store) *harness {
 	connIDs.n++
 	id := connIDs.n
 	connIDs.Unlock()
-	c := &fakeConn{id: id, remote: "127.0.0.1:40000", wake: make(chan struct{}, 1)}
+	c := protocolstest.NewConn(id, "127.0.0.1:40000", "127.0.0.1:61613")
 	h := &harness{t: t, store: st, rt: a.cfg.Router, c: c}
 	h.parser.Server = true
 	h.s = a.Open(c).(*session)
@@ -165,7 +133,7 @@ func (h *harness) next() *frame.Frame {
 			break
 		}
 		select {
-		case <-h.c.wake:
+		case <-h.c.Woken():
 		case <-deadline:
 			h.t.Fatal("timed out waiting for the server")
 		}
@@ -239,7 +207,7 @@ func TestConnectBadVersion(t *testing.T) {
 	if f.Header.Get("message") != "Supported protocol versions are 1.0,1.1,1.2" || f.Header.Get("version") != "1.0,1.1,1.2" {
 		t.Fatalf("ERROR %v", f.Header)
 	}
-	if !h.c.isClosed() {
+	if !h.c.IsClosed() {
 		t.Fatal("connection left open")
 	}
 }
@@ -248,7 +216,7 @@ func TestConnectFirst(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.frame("SEND", "x", "destination", "/queue/a")
 	h.expect("ERROR")
-	if !h.c.isClosed() {
+	if !h.c.IsClosed() {
 		t.Fatal("connection left open")
 	}
 }
@@ -260,7 +228,7 @@ func TestAuthFailure(t *testing.T) {
 	if f.Header.Get("message") != "Access refused for user 'guest'" {
 		t.Fatalf("ERROR %v", f.Header)
 	}
-	if !h.c.isClosed() {
+	if !h.c.IsClosed() {
 		t.Fatal("connection left open")
 	}
 	// No login at all is guest/guest, which works from loopback.
@@ -323,7 +291,7 @@ func TestQueueRoundTrip(t *testing.T) {
 	h.expect("RECEIPT")
 	h.frame("DISCONNECT", "", "receipt", "bye")
 	h.expect("RECEIPT")
-	if !h.c.isClosed() {
+	if !h.c.IsClosed() {
 		t.Fatal("DISCONNECT left the connection open")
 	}
 }
@@ -493,7 +461,7 @@ func TestEscapingPerVersion(t *testing.T) {
 		if f := h.expect("ERROR"); f.Header.Get("message") != "invalid header" {
 			t.Fatalf("ERROR %v", f.Header)
 		}
-		if h.feedErr == nil || !h.c.isClosed() && h.feedErr == nil {
+		if h.feedErr == nil || !h.c.IsClosed() && h.feedErr == nil {
 			t.Fatal("connection not closed")
 		}
 	}
