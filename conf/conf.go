@@ -51,6 +51,9 @@ type Router struct {
 	LoopbackUsers []string `toml:"loopback_users"`
 	// MemoryBudget bounds the bytes of message bodies held in memory (256 MiB).
 	MemoryBudget Size `toml:"memory_budget"`
+	// DiskFreeLimit raises the disk alarm when the data directory's file
+	// system has less free space (50 MiB; 0 disables).
+	DiskFreeLimit Size `toml:"disk_free_limit"`
 	// MaxMessageSize bounds one message body (128 MiB, at most 512 MiB).
 	MaxMessageSize Size `toml:"max_message_size"`
 }

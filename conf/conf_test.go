@@ -20,6 +20,7 @@ var defaults = Config{
 		DefaultPass:    "guest",
 		LoopbackUsers:  []string{"guest"},
 		MemoryBudget:   256 * MiB,
+		DiskFreeLimit:  50 * MiB,
 		MaxMessageSize: 128 * MiB,
 	},
 	Storage: Storage{MemtableSize: 64 * MiB, CacheSize: 128 * MiB},

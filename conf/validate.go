@@ -45,6 +45,7 @@ func (c *Config) Validate() error {
 	}
 	v.sizeRange("router.max_message_size", r.MaxMessageSize, 1, MaxMessageSizeLimit)
 	v.sizeRange("router.memory_budget", r.MemoryBudget, MiB, 1<<62)
+	v.sizeRange("router.disk_free_limit", r.DiskFreeLimit, 0, 1<<62)
 	if r.MemoryBudget > 0 && r.MemoryBudget < r.MaxMessageSize {
 		v.add("router.memory_budget", fmt.Sprintf("%v is smaller than router.max_message_size (%v): the largest message could never be accepted", r.MemoryBudget, r.MaxMessageSize))
 	}

@@ -57,11 +57,22 @@ type Consumer struct {
 func (c *Consumer) Queue() *Queue { return c.q }
 
 type unacked struct {
-	tag DeliveryTag
-	q   *Queue
-	e   qentry
-	c   *Consumer // nil for Get
+	tag  DeliveryTag
+	q    *Queue
+	e    qentry
+	c    *Consumer // nil for Get
+	held settleOp  // settled inside the open transaction, applied at commit
 }
+
+// settleOp is how a delivery is settled.
+type settleOp uint8
+
+const (
+	opNone    settleOp = iota
+	opAck              // acknowledged: removed from its queue
+	opRequeue          // rejected with requeue: back to its position
+	opDead             // rejected without requeue: dead-lettered or dropped
+)
 
 // Channel is a delivery context: it numbers deliveries, holds the
 // unacknowledged ones until they are settled, and enforces prefetch. An
@@ -80,6 +91,8 @@ type Channel struct {
 	consumers map[string]*Consumer
 	closed    bool
 	tagSeq    uint64
+	tx        bool // transactional: settlements wait for CommitTx
+	held      int  // entries in unacked with held set
 
 	smu     sync.Mutex // serialises settle calls; guards scratch
 	scratch []batch
@@ -163,8 +176,10 @@ func (ch *Channel) recordLocked(c *Consumer, q *Queue, e qentry, noAck bool) Del
 func (ch *Channel) find(tag DeliveryTag) int {
 	n := ch.unacked.len()
 	i := sort.Search(n, func(i int) bool { return ch.unacked.at(i).tag >= tag })
-	if i < n && ch.unacked.at(i).tag == tag && ch.unacked.at(i).q != nil {
-		return i
+	if i < n {
+		if u := ch.unacked.at(i); u.tag == tag && u.q != nil && u.held == opNone {
+			return i
+		}
 	}
 	return -1
 }
@@ -176,9 +191,10 @@ type batch struct {
 }
 
 // take removes deliveries up to tag (multiple) or tag alone from the
-// unacked list. tag 0 with multiple means all.
+// unacked list. tag 0 with multiple means all. Deliveries already settled
+// inside the open transaction are left alone unless withHeld.
 // REQUIRES: ch.mu.
-func (ch *Channel) take(tag DeliveryTag, multiple bool, out []batch) ([]batch, bool) {
+func (ch *Channel) take(tag DeliveryTag, multiple, withHeld bool, out []batch) ([]batch, bool) {
 	if multiple {
 		if tag != 0 && ch.find(tag) < 0 {
 			return out, false
@@ -188,7 +204,7 @@ func (ch *Channel) take(tag DeliveryTag, multiple bool, out []batch) ([]batch, b
 			if tag != 0 && u.tag > tag {
 				break
 			}
-			if u.q != nil {
+			if u.q != nil && (withHeld || u.held == opNone) {
 				out = ch.takeAt(u, out)
 			}
 		}
@@ -207,6 +223,9 @@ func (ch *Channel) take(tag DeliveryTag, multiple bool, out []batch) ([]batch, b
 }
 
 func (ch *Channel) takeAt(u *unacked, out []batch) []batch {
+	if u.held != opNone {
+		ch.held--
+	}
 	ch.inflight--
 	if u.c != nil {
 		u.c.inflight--
@@ -253,11 +272,16 @@ func kickAll(qs []*Queue) {
 	}
 }
 
-func (ch *Channel) settle(tag DeliveryTag, multiple, requeue, dead bool) error {
+func (ch *Channel) settle(tag DeliveryTag, multiple, requeue, dead, now bool) error {
 	ch.smu.Lock()
 	defer ch.smu.Unlock()
 	ch.mu.Lock()
-	bs, ok := ch.take(tag, multiple, ch.scratch[:0])
+	if ch.tx && !now {
+		err := ch.hold(tag, multiple, requeue, dead)
+		ch.mu.Unlock()
+		return err
+	}
+	bs, ok := ch.take(tag, multiple, false, ch.scratch[:0])
 	if !ok {
 		ch.mu.Unlock()
 		return errorf(PreconditionFailed, "unknown delivery tag %d", tag)
@@ -276,19 +300,110 @@ func (ch *Channel) settle(tag DeliveryTag, multiple, requeue, dead bool) error {
 // Ack acknowledges delivery tag, or every delivery up to it when multiple
 // (all of them when tag is 0). An unknown tag is a PreconditionFailed error.
 func (ch *Channel) Ack(tag DeliveryTag, multiple bool) error {
-	return ch.settle(tag, multiple, false, false)
+	return ch.settle(tag, multiple, false, false, false)
 }
 
 // Nack rejects delivery tag (or up to it, when multiple). With requeue the
 // messages go back to their position in their queues, marked redelivered;
 // without, they are dead-lettered or dropped.
 func (ch *Channel) Nack(tag DeliveryTag, multiple, requeue bool) error {
-	return ch.settle(tag, multiple, requeue, !requeue)
+	return ch.settle(tag, multiple, requeue, !requeue, false)
 }
 
-// Recover requeues every unacknowledged delivery of the channel.
+// Recover requeues every unacknowledged delivery of the channel (but not
+// those already settled in the open transaction), at once even in a
+// transaction, as RabbitMQ does.
 func (ch *Channel) Recover() {
-	_ = ch.settle(0, true, true, false)
+	_ = ch.settle(0, true, true, false, true)
+}
+
+// SelectTx makes the channel transactional (AMQP tx.select): from now on Ack
+// and Nack check their tags at once but take effect only at CommitTx, and
+// RollbackTx undoes them. A channel stays transactional.
+func (ch *Channel) SelectTx() {
+	ch.smu.Lock()
+	ch.mu.Lock()
+	ch.tx = true
+	ch.mu.Unlock()
+	ch.smu.Unlock()
+}
+
+// hold marks deliveries settled inside the transaction.
+// REQUIRES: ch.mu, ch.smu.
+func (ch *Channel) hold(tag DeliveryTag, multiple, requeue, dead bool) error {
+	op := opAck
+	switch {
+	case requeue:
+		op = opRequeue
+	case dead:
+		op = opDead
+	}
+	i := ch.find(tag)
+	if i < 0 && (tag != 0 || !multiple) {
+		return errorf(PreconditionFailed, "unknown delivery tag %d", tag)
+	}
+	if !multiple {
+		ch.unacked.at(i).held = op
+		ch.held++
+		return nil
+	}
+	for i := 0; i < ch.unacked.len(); i++ {
+		u := ch.unacked.at(i)
+		if tag != 0 && u.tag > tag {
+			break
+		}
+		if u.q != nil && u.held == opNone {
+			u.held = op
+			ch.held++
+		}
+	}
+	return nil
+}
+
+// CommitTx applies the settlements made since the last commit or rollback.
+func (ch *Channel) CommitTx() {
+	ch.smu.Lock()
+	defer ch.smu.Unlock()
+	for _, op := range [...]settleOp{opAck, opRequeue, opDead} {
+		ch.mu.Lock()
+		if ch.held == 0 {
+			ch.mu.Unlock()
+			return
+		}
+		bs := ch.scratch[:0]
+		for i := 0; i < ch.unacked.len(); i++ {
+			if u := ch.unacked.at(i); u.q != nil && u.held == op {
+				bs = ch.takeAt(u, bs)
+			}
+		}
+		for ch.unacked.len() > 0 && ch.unacked.peek().q == nil {
+			ch.unacked.pop()
+			ch.settled--
+		}
+		qs := ch.starvedQueues()
+		ch.mu.Unlock()
+		for i := range bs {
+			bs[i].q.settle(bs[i].es, op == opRequeue, op == opDead)
+			clear(bs[i].es)
+		}
+		ch.scratch = bs
+		kickAll(qs)
+	}
+}
+
+// RollbackTx forgets the settlements made since the last commit or
+// rollback: those deliveries are unacknowledged again.
+func (ch *Channel) RollbackTx() {
+	ch.smu.Lock()
+	defer ch.smu.Unlock()
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	for i := 0; ch.held > 0 && i < ch.unacked.len(); i++ {
+		if u := ch.unacked.at(i); u.held != opNone {
+			u.held = opNone
+			ch.held--
+		}
+	}
 }
 
 // Unacked returns the number of unacknowledged deliveries.
@@ -393,7 +508,8 @@ func (ch *Channel) Close() {
 		cs = append(cs, c)
 	}
 	clear(ch.consumers)
-	bs, _ := ch.take(0, true, nil)
+	bs, _ := ch.take(0, true, true, nil)
+	ch.held = 0
 	ch.mu.Unlock()
 	for _, b := range bs {
 		b.q.settle(b.es, true, false)

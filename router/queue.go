@@ -77,6 +77,8 @@ type Queue struct {
 	ID    storage.QueueID // non-zero for durable queues
 	QueueOptions
 	Owner Owner // for exclusive queues
+	// Reply is set on direct reply-to queues (DeclareReplyQueue).
+	Reply bool
 	args  queueArgs
 	idx   uint64 // creation order, for de-duplicating routes
 

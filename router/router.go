@@ -43,6 +43,7 @@ type Router struct {
 	queueIdx atomic.Uint64
 	budget   int64
 	mem      atomic.Int64 // bytes of message bodies held by queues
+	alarm    alarms
 
 	mu      sync.RWMutex
 	vhosts  map[string]*VHost

@@ -240,7 +240,7 @@ func (v *VHost) DeclareQueue(name string, o QueueOptions, passive bool, owner Ow
 		if q == nil {
 			return nil, errorf(NotFound, "no queue '%s' in vhost '%s'", name, v.Name)
 		}
-		if err := q.checkOwner(owner); err != nil {
+		if err := q.checkOwner(owner); err != nil && !(passive && q.Reply) {
 			return nil, err
 		}
 		if !passive {
@@ -284,6 +284,28 @@ func (v *VHost) DeclareQueue(name string, o QueueOptions, passive bool, owner Ow
 	v.mu.Unlock()
 	callDone(done, nil)
 	return q, nil
+}
+
+// ReplyQueuePrefix starts the name of every direct reply-to queue
+// (RabbitMQ's amq.rabbitmq.reply-to).
+const ReplyQueuePrefix = "amq.rabbitmq.reply-to."
+
+// DeclareReplyQueue creates a direct reply-to queue for owner: transient,
+// auto-deleted with its consumer, exclusive to owner for consuming, and
+// named ReplyQueuePrefix and a random token, so a publish to the default
+// exchange with that name as routing key, from any protocol, reaches it.
+// Unlike other exclusive queues, anyone may check it exists with a passive
+// declare (a replier asking whether the requester still waits).
+func (v *VHost) DeclareReplyQueue(owner Owner) *Queue {
+	name := genName(ReplyQueuePrefix)
+	q := v.newQueue(name, QueueOptions{Exclusive: true, AutoDelete: true}, queueArgs{ttl: -1, maxLen: -1, maxBytes: -1})
+	q.Owner, q.Reply = owner, true
+	q.ID = v.r.nextQueueID()
+	v.mu.Lock()
+	v.exclusive[owner] = append(v.exclusive[owner], q)
+	v.queues[name] = q
+	v.mu.Unlock()
+	return q
 }
 
 func (v *VHost) newQueue(name string, o QueueOptions, args queueArgs) *Queue {

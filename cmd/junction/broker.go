@@ -102,7 +102,16 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 	if err := srv.Start(sctx); err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("starting listeners: %w", err), st.Close())
 	}
+	mon := &monitor{rt: rt, dir: cfg.DataDir, limit: uint64(cfg.Router.DiskFreeLimit),
+		log: log.With("component", "monitor"), freeSpace: statfsFree}
+	monStop, monDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(monDone)
+		mon.run(monitorInterval, monStop)
+	}()
 	stop = func(ctx context.Context) error {
+		close(monStop)
+		<-monDone
 		err := srv.Shutdown(ctx)
 		return errors.Join(err, st.Close())
 	}

@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/junction-broker/junction/protocols"
@@ -47,6 +48,9 @@ type Config struct {
 type Adapter struct {
 	cfg   Config
 	start []byte // the connection.start frame, encoded once
+
+	mu       sync.Mutex // guards sessions; below the router's alarm lock
+	sessions map[*session]struct{}
 }
 
 var _ protocols.Adapter = (*Adapter)(nil)
@@ -74,7 +78,10 @@ func New(cfg Config) *Adapter {
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = DefaultMaxMessageSize
 	}
-	a := &Adapter{cfg: cfg}
+	a := &Adapter{cfg: cfg, sessions: make(map[*session]struct{})}
+	if cfg.Router != nil {
+		cfg.Router.WatchAlarms(a.alarmChanged)
+	}
 	a.start = frame.AppendMethodFrame(nil, 0, &frame.ConnectionStart{
 		VersionMajor:     0,
 		VersionMinor:     9,
@@ -110,4 +117,26 @@ func serverProperties() frame.Table {
 func (a *Adapter) Name() string { return "amqp" }
 
 // Open implements protocols.Adapter.
-func (a *Adapter) Open(c protocols.Conn) protocols.Session { return newSession(a, c) }
+func (a *Adapter) Open(c protocols.Conn) protocols.Session {
+	s := newSession(a, c)
+	a.mu.Lock()
+	a.sessions[s] = struct{}{}
+	a.mu.Unlock()
+	return s
+}
+
+// alarmChanged tells every session that the resource alarms changed: each
+// blocks or unblocks its publishers on its own loop.
+func (a *Adapter) alarmChanged(router.Alarm) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for s := range a.sessions {
+		s.post(event{kind: evAlarm})
+	}
+}
+
+func (a *Adapter) forget(s *session) {
+	a.mu.Lock()
+	delete(a.sessions, s)
+	a.mu.Unlock()
+}

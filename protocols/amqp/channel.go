@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/junction-broker/junction/protocols/amqp/frame"
 	"github.com/junction-broker/junction/router"
@@ -49,7 +50,30 @@ type channel struct {
 	prefetch  int // basic.qos global=false: for new consumers
 	consumers map[string]*router.Consumer
 	lastQueue string // the queue named by an empty name (RabbitMQ)
+
+	// Transactions (tx.select): publishes wait here for tx.commit; acks
+	// wait in the router channel.
+	tx      bool
+	txPubs  []txPub
+	txBytes int
+
+	// Direct reply-to: the channel's amq.rabbitmq.reply-to consumer.
+	replyQ   *router.Queue
+	replyTag string
 }
+
+// txPub is a publish held until tx.commit.
+type txPub struct {
+	exchange  string
+	mandatory bool
+	m         *router.Message
+}
+
+// maxTxBytes bounds the bodies a transaction holds before commit.
+const maxTxBytes = 64 << 20
+
+// replyTo is the pseudo-queue of direct reply-to (RabbitMQ).
+const replyTo = "amq.rabbitmq.reply-to"
 
 // Deliver implements router.Handler. It runs under router locks.
 func (c *channel) Deliver(d router.Delivery) { c.s.post(event{kind: evDeliver, ch: c, d: d}) }
@@ -62,6 +86,7 @@ func (c *channel) Cancelled(con *router.Consumer) {
 func (c *channel) release() {
 	c.closing = true
 	c.msg, c.props = nil, router.Properties{}
+	c.txPubs, c.txBytes = nil, 0
 	c.rc.Close()
 }
 
@@ -98,9 +123,11 @@ func (s *session) chanMethod(id uint16, m frame.Method) {
 		switch m.(type) {
 		case *frame.ChannelCloseOk:
 			delete(s.channels, id)
-		case *frame.ChannelClose: // both sides closed at once
+		case *frame.ChannelClose:
+			// Both sides closed at once: answer, but keep the channel
+			// until the close-ok the client still owes for ours, as
+			// RabbitMQ does; what it sends until then is discarded.
 			s.cur.buf = frame.AppendMethodFrame(s.cur.buf, id, &frame.ChannelCloseOk{})
-			delete(s.channels, id)
 		}
 		return
 	}
@@ -246,6 +273,12 @@ func (c *channel) method(m frame.Method) error {
 		return err
 
 	case *frame.QueueDeclare:
+		if m.Queue == replyTo && m.Passive { // always there, as in RabbitMQ
+			if !m.NoWait {
+				c.reply(&frame.QueueDeclareOk{Queue: replyTo})
+			}
+			return nil
+		}
 		ok := &frame.QueueDeclareOk{}
 		op, done := c.later(okOrNil(m.NoWait, ok))
 		q, err := v.DeclareQueue(m.Queue, router.QueueOptions{
@@ -324,6 +357,9 @@ func (c *channel) method(m frame.Method) error {
 		c.reply(&frame.BasicQosOk{})
 		return nil
 	case *frame.BasicConsume:
+		if m.Queue == replyTo {
+			return c.consumeReplies(m)
+		}
 		name, err := c.queueName(m.Queue)
 		if err != nil {
 			return err
@@ -352,6 +388,9 @@ func (c *channel) method(m frame.Method) error {
 	case *frame.BasicCancel:
 		c.rc.Cancel(m.ConsumerTag, false)
 		delete(c.consumers, m.ConsumerTag)
+		if m.ConsumerTag == c.replyTag && c.replyQ != nil {
+			c.replyQ, c.replyTag = nil, "" // auto-deleted with its consumer
+		}
 		if !m.NoWait {
 			c.reply(&frame.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 		}
@@ -388,13 +427,38 @@ func (c *channel) method(m frame.Method) error {
 		return nil
 
 	case *frame.ConfirmSelect:
+		if c.tx {
+			return &frame.Error{Code: frame.PreconditionFailed, Text: "cannot switch from tx to confirm mode"}
+		}
 		c.confirm = true
 		if !m.NoWait {
 			c.reply(&frame.ConfirmSelectOk{})
 		}
 		return nil
-	case *frame.TxSelect, *frame.TxCommit, *frame.TxRollback:
-		return &frame.Error{Code: frame.NotImplemented, Text: "transactions are not supported"}
+	case *frame.TxSelect:
+		if c.confirm {
+			return &frame.Error{Code: frame.PreconditionFailed, Text: "cannot switch from confirm to tx mode"}
+		}
+		if !c.tx {
+			c.tx = true
+			c.rc.SelectTx()
+		}
+		c.reply(&frame.TxSelectOk{})
+		return nil
+	case *frame.TxCommit:
+		if !c.tx {
+			return &frame.Error{Code: frame.PreconditionFailed, Text: "channel is not transactional"}
+		}
+		return c.commit()
+	case *frame.TxRollback:
+		if !c.tx {
+			return &frame.Error{Code: frame.PreconditionFailed, Text: "channel is not transactional"}
+		}
+		clear(c.txPubs)
+		c.txPubs, c.txBytes = c.txPubs[:0], 0
+		c.rc.RollbackTx()
+		c.reply(&frame.TxRollbackOk{})
+		return nil
 	}
 	return &frame.Error{Code: frame.CommandInvalid, Text: "unimplemented method " + m.Name()}
 }
@@ -474,6 +538,15 @@ func (c *channel) publish(m *router.Message) error {
 	m.RoutingKey = c.pub.RoutingKey
 	m.Properties = c.props
 	c.props = router.Properties{}
+	if m.Properties.Flags&router.HasReplyTo != 0 && m.Properties.ReplyTo == replyTo {
+		if c.replyQ == nil {
+			return &frame.Error{Code: frame.PreconditionFailed, Text: "fast reply consumer does not exist"}
+		}
+		m.Properties.ReplyTo = c.replyQ.Name
+	}
+	if c.tx {
+		return c.holdPublish(m)
+	}
 	var done func(error)
 	if c.confirm {
 		seq := c.nextSeq
@@ -488,6 +561,96 @@ func (c *channel) publish(m *router.Message) error {
 	if !routed && c.pub.Mandatory {
 		c.reply(&frame.BasicReturn{ReplyCode: frame.NoRoute, ReplyText: "NO_ROUTE", Exchange: c.pub.Exchange, RoutingKey: c.pub.RoutingKey})
 		s.appendContent(c.id, &m.Properties, m.Body)
+	}
+	return nil
+}
+
+// holdPublish keeps a publish of a transaction until tx.commit. The
+// exchange must exist now, as in RabbitMQ.
+func (c *channel) holdPublish(m *router.Message) error {
+	v := c.s.vhost
+	if v.Exchange(c.pub.Exchange) == nil {
+		return &router.Error{Code: router.NotFound, Text: "no exchange '" + c.pub.Exchange + "' in vhost '" + v.Name + "'"}
+	}
+	c.txBytes += len(m.Body)
+	if c.txBytes > maxTxBytes {
+		return &frame.Error{Code: frame.PreconditionFailed, Text: "transaction holds more than " +
+			strconv.Itoa(maxTxBytes>>20) + " MiB of uncommitted messages; commit more often"}
+	}
+	c.txPubs = append(c.txPubs, txPub{exchange: c.pub.Exchange, mandatory: c.pub.Mandatory, m: m})
+	return nil
+}
+
+// commit routes the transaction's publishes, applies its acks and answers
+// tx.commit-ok once every persistent copy is on disk.
+func (c *channel) commit() error {
+	s := c.s
+	op, done := c.later(&frame.TxCommitOk{})
+	var pending atomic.Int64
+	var failed atomic.Pointer[error]
+	one := func(err error) {
+		if err != nil {
+			failed.CompareAndSwap(nil, &err)
+		}
+		if pending.Add(-1) == 0 {
+			var e error
+			if p := failed.Load(); p != nil {
+				e = *p
+			}
+			done(e)
+		}
+	}
+	pending.Store(int64(len(c.txPubs)) + 1)
+	var err error
+	for i := range c.txPubs {
+		p := &c.txPubs[i]
+		if err != nil {
+			one(nil)
+			continue
+		}
+		var routed bool
+		routed, err = s.vhost.Publish(p.exchange, p.m, one)
+		if err != nil {
+			one(nil) // not called by a failed Publish
+			continue
+		}
+		if !routed && p.mandatory {
+			c.reply(&frame.BasicReturn{ReplyCode: frame.NoRoute, ReplyText: "NO_ROUTE", Exchange: p.exchange, RoutingKey: p.m.RoutingKey})
+			s.appendContent(c.id, &p.m.Properties, p.m.Body)
+		}
+	}
+	clear(c.txPubs)
+	c.txPubs, c.txBytes = c.txPubs[:0], 0
+	c.rc.CommitTx()
+	if err == nil {
+		c.hold(op, false)
+	}
+	one(nil)
+	return err
+}
+
+// consumeReplies starts the channel's direct reply-to consumer: a queue of
+// its own that replies reach through the default exchange.
+func (c *channel) consumeReplies(m *frame.BasicConsume) error {
+	if !m.NoAck {
+		return &frame.Error{Code: frame.PreconditionFailed, Text: "reply consumer cannot acknowledge"}
+	}
+	if c.replyQ != nil {
+		return &frame.Error{Code: frame.PreconditionFailed, Text: "reply consumer already set"}
+	}
+	q := c.s.vhost.DeclareReplyQueue(c.s.owner)
+	con, err := c.rc.Consume(q.Name, m.ConsumerTag, router.ConsumeOptions{NoAck: true})
+	if err != nil {
+		_, _ = c.s.vhost.DeleteQueue(q.Name, false, false, c.s.owner, nil)
+		return err
+	}
+	c.replyQ, c.replyTag = q, con.Tag
+	c.consumers[con.Tag] = con
+	if c.s.paused {
+		con.Pause()
+	}
+	if !m.NoWait {
+		c.reply(&frame.BasicConsumeOk{ConsumerTag: con.Tag})
 	}
 	return nil
 }

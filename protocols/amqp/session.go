@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net"
@@ -70,6 +71,13 @@ type session struct {
 	user       *router.User
 	vhost      *router.VHost
 	notifyCanc bool // client takes server-sent basic.cancel
+	blockedCap bool // client takes connection.blocked/unblocked
+
+	// Resource alarms (router.Alarm): a publish is not read while one is
+	// raised.
+	published bool // the client has published: tell it when blocked
+	blockSent bool // connection.blocked sent, unblocked not yet
+	held      bool // Feed stopped before a basic.publish
 
 	channels map[uint16]*channel
 	// waiting counts synchronous replies held back until their storage
@@ -127,6 +135,7 @@ const (
 	evCancelled
 	evConfirm
 	evDone
+	evAlarm // the router's resource alarms changed
 )
 
 // event is a result posted to the loop from router callbacks.
@@ -214,6 +223,9 @@ func (s *session) Feed(in []byte) (int, error) {
 		if k == 0 {
 			break
 		}
+		if s.state == stOpened && isPublish(f) && s.blockPublish() {
+			break
+		}
 		n += k
 		s.recv = true
 		if err := s.frame(f); err != nil {
@@ -221,6 +233,62 @@ func (s *session) Feed(in []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// isPublish reports whether f is a basic.publish method frame.
+func isPublish(f frame.Frame) bool {
+	p := f.Payload
+	return f.Type == frame.FrameMethod && len(p) >= 4 &&
+		binary.BigEndian.Uint16(p) == frame.ClassBasic && binary.BigEndian.Uint16(p[2:]) == frame.MethodBasicPublish
+}
+
+// blockPublish reports whether a publish must wait for the resource
+// alarms to clear, telling the client it is blocked (RabbitMQ blocks a
+// connection when it publishes under an alarm). Until then its input stays
+// unread, up to the transport's inbound limit.
+func (s *session) blockPublish() bool {
+	a := s.cfg.Router.Alarms()
+	if a == 0 {
+		s.published = true
+		return false
+	}
+	if !s.held {
+		s.log.Info("publisher blocked by a resource alarm", "alarm", a.String())
+	}
+	s.held, s.published = true, true
+	s.sendBlocked(a)
+	return true
+}
+
+func (s *session) sendBlocked(a router.Alarm) {
+	if s.blockedCap && !s.blockSent {
+		s.cur.buf = frame.AppendMethodFrame(s.cur.buf, 0, &frame.ConnectionBlocked{Reason: a.String()})
+		s.blockSent = true
+	}
+}
+
+// alarmChanged blocks a publishing connection when an alarm is raised and
+// unblocks it once none is.
+func (s *session) alarmChanged() {
+	if s.state != stOpened {
+		return
+	}
+	a := s.cfg.Router.Alarms()
+	if a != 0 {
+		if s.published {
+			s.sendBlocked(a)
+		}
+		return
+	}
+	if s.blockSent {
+		s.cur.buf = frame.AppendMethodFrame(s.cur.buf, 0, &frame.ConnectionUnblocked{})
+		s.blockSent = false
+	}
+	if s.held {
+		s.held = false
+		s.log.Info("publisher unblocked")
+		s.conn.Wake() // offer the held-back input again
+	}
 }
 
 // frame handles one frame. A returned error ends the connection through
@@ -391,7 +459,7 @@ func (s *session) connMethod(m frame.Method) error {
 		case *frame.ConnectionBlocked, *frame.ConnectionUnblocked:
 			return nil // a client has nothing to tell us here; ignore as RabbitMQ does
 		case *frame.ConnectionUpdateSecret:
-			return &frame.Error{Code: frame.NotImplemented, Text: "connection.update-secret"}
+			return s.updateSecret(m.(*frame.ConnectionUpdateSecret))
 		}
 		return &frame.Error{Code: frame.CommandInvalid, Text: "unexpected method " + m.Name() + " on channel 0"}
 	}
@@ -403,6 +471,9 @@ func (s *session) startOk(m *frame.ConnectionStartOk) error {
 		if t, ok := caps.(frame.Table); ok {
 			if v, ok := t.Get("consumer_cancel_notify"); ok {
 				s.notifyCanc, _ = v.(bool)
+			}
+			if v, ok := t.Get("connection.blocked"); ok {
+				s.blockedCap, _ = v.(bool)
 			}
 		}
 	}
@@ -559,6 +630,8 @@ func (s *session) process(limit int) {
 			if c := e.ch; s.live(c) {
 				c.confirmed(e.seq, e.err)
 			}
+		case evAlarm:
+			s.alarmChanged()
 		case evDone:
 			if e.op.counted {
 				s.waiting--
@@ -663,7 +736,7 @@ func (s *session) Tick(now time.Time) error {
 	if s.heartbeat <= 0 || s.state < stOpen {
 		return nil
 	}
-	if s.recv || s.waiting > 0 || s.lastRecv.IsZero() {
+	if s.recv || s.waiting > 0 || s.held || s.lastRecv.IsZero() {
 		s.lastRecv, s.recv = now, false
 	} else if now.Sub(s.lastRecv) > 2*s.heartbeat {
 		s.log.Info("missed heartbeats from client", "timeout", 2*s.heartbeat)
@@ -715,8 +788,23 @@ func (s *session) Closed(err error) {
 	s.work, s.head = nil, 0
 	s.state = stClosed
 	s.releaseChannels()
+	s.a.forget(s)
 	if s.vhost != nil {
 		s.cfg.Router.OwnerGone(s.owner)
 	}
 	s.log.Debug("connection closed", "err", err)
+}
+
+// updateSecret checks the new secret as the user's password (RabbitMQ's
+// update-secret, meant for expiring tokens): the connection goes on under
+// it, or is closed with 530 if it does not authenticate the same user.
+func (s *session) updateSecret(m *frame.ConnectionUpdateSecret) error {
+	u, err := s.cfg.Router.Authenticate(s.user.Name, m.NewSecret, s.loopback())
+	if err != nil || u.Name != s.user.Name {
+		s.log.Warn("secret update refused", "user", s.user.Name, "reason", m.Reason, "err", err)
+		return &frame.Error{Code: frame.NotAllowed, Text: "New secret was refused by one of the backends"}
+	}
+	s.log.Info("secret updated", "user", s.user.Name, "reason", m.Reason)
+	s.cur.buf = frame.AppendMethodFrame(s.cur.buf, 0, &frame.ConnectionUpdateSecretOk{})
+	return nil
 }

@@ -228,7 +228,8 @@ func (h *harness) handshake(hb uint16) {
 	h.send([]byte(frame.ProtocolHeader))
 	expect[*frame.ConnectionStart](h, 0)
 	h.method(0, &frame.ConnectionStartOk{Mechanism: "PLAIN", Response: plain("guest", "guest"), Locale: "en_US",
-		ClientProperties: frame.Table{{Key: "capabilities", Value: frame.Table{{Key: "consumer_cancel_notify", Value: true}}}}})
+		ClientProperties: frame.Table{{Key: "capabilities", Value: frame.Table{
+			{Key: "consumer_cancel_notify", Value: true}, {Key: "connection.blocked", Value: true}}}}})
 	expect[*frame.ConnectionTune](h, 0)
 	h.method(0, &frame.ConnectionTuneOk{ChannelMax: 100, FrameMax: 131072, Heartbeat: hb})
 	h.method(0, &frame.ConnectionOpen{VirtualHost: "/"})
@@ -595,7 +596,10 @@ func TestHardErrors(t *testing.T) {
 			h.method(1, &frame.BasicQos{})
 		}, frame.UnexpectedFrame, "expected content frame"},
 		{"second channel.open", func(h *harness) { h.method(1, &frame.ChannelOpen{}) }, frame.ChannelError, "second 'channel.open'"},
-		{"tx", func(h *harness) { h.method(1, &frame.TxSelect{}) }, frame.NotImplemented, "NOT_IMPLEMENTED"},
+		{"immediate", func(h *harness) {
+			h.publish(1, &frame.BasicPublish{RoutingKey: "q", Immediate: true}, nil, []byte("x"))
+		},
+			frame.NotImplemented, "immediate=true"},
 		{"channel above channel_max", func(h *harness) { h.method(101, &frame.ChannelOpen{}) }, frame.NotAllowed, "channel_max"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
