@@ -1,6 +1,8 @@
 package stomp
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sf "github.com/go-stomp/stomp/v3/frame"
@@ -59,6 +62,33 @@ type sub struct {
 	ack     ackMode
 	con     *router.Consumer
 	pending []router.DeliveryTag // unacknowledged, ascending
+	temp    bool                 // a /temp-queue/ subscription: cannot be cancelled
+}
+
+// Transaction limits, per connection.
+const (
+	maxTxOpen   = 64       // open transactions
+	maxTxFrames = 10_000   // SEND, ACK and NACK frames held by one transaction
+	maxTxBytes  = 64 << 20 // SEND bodies held by one transaction
+)
+
+// stompTx is an open transaction: its frames wait for COMMIT.
+type stompTx struct {
+	ops   []txOp
+	bytes int
+}
+
+// txOp is a held SEND (out set) or ACK/NACK (f set).
+type txOp struct {
+	out *outgoing
+	f   *frame.Frame
+}
+
+// outgoing is a parsed SEND.
+type outgoing struct {
+	dest destination
+	opts router.QueueOptions // for a /queue/ destination
+	m    *router.Message
 }
 
 type evKind uint8
@@ -98,7 +128,9 @@ type session struct {
 	subs    map[string]*sub // by subscription id
 	byTag   map[string]*sub // by consumer tag
 	unacked map[router.DeliveryTag]*sub
-	waiting int // receipts held back until their commit: Feed pauses
+	txs     map[string]*stompTx
+	temps   map[string]string // /temp-queue/ name -> queue
+	waiting int               // receipts held back until their commit: Feed pauses
 	paused  bool
 
 	cur, prev []byte
@@ -231,6 +263,8 @@ func (s *session) release() {
 	clear(s.subs)
 	clear(s.byTag)
 	clear(s.unacked)
+	clear(s.txs) // open transactions abort
+	clear(s.temps)
 }
 
 // frame handles one client frame.
@@ -255,8 +289,17 @@ func (s *session) frame(f *frame.Frame) {
 		s.unsubscribe(f, receipt)
 	case sf.ACK, sf.NACK:
 		s.ack(f, receipt)
-	case sf.BEGIN, sf.COMMIT, sf.ABORT:
-		s.fatal("transactions not supported", "BEGIN, COMMIT and ABORT are not implemented yet", receipt)
+	case sf.BEGIN:
+		s.begin(f, receipt)
+	case sf.COMMIT:
+		s.commit(f, receipt)
+	case sf.ABORT:
+		if tx := s.tx(f, receipt); tx != nil {
+			delete(s.txs, f.Header.Get(sf.Transaction))
+			if receipt != "" {
+				s.receipt(receipt)
+			}
+		}
 	case sf.DISCONNECT:
 		if receipt != "" {
 			s.receipt(receipt)
@@ -368,7 +411,7 @@ func (s *session) loopback() bool {
 
 // destination is a parsed RabbitMQ-style destination.
 type destination struct {
-	kind     string // "queue", "topic", "exchange", "amq/queue"
+	kind     string // "queue", "topic", "exchange", "amq/queue", "temp-queue", "reply-queue"
 	exchange string
 	key      string
 	queue    string
@@ -388,12 +431,18 @@ func parseDest(d string) (destination, bool) {
 	case strings.HasPrefix(d, "/exchange/"):
 		x, k, _ := strings.Cut(d[len("/exchange/"):], "/")
 		return destination{kind: "exchange", exchange: x, key: k}, x != ""
+	case strings.HasPrefix(d, "/temp-queue/"):
+		n := d[len("/temp-queue/"):]
+		return destination{kind: "temp-queue", key: n}, n != ""
+	case strings.HasPrefix(d, "/reply-queue/"):
+		q := d[len("/reply-queue/"):]
+		return destination{kind: "reply-queue", key: q, queue: q}, q != ""
 	}
 	return destination{}, false
 }
 
 func (s *session) badDest(d, receipt string) {
-	s.fatal("Unknown destination", "'"+d+"' is not a valid destination. Valid destination types are: /exchange/, /topic/, /queue/, /amq/queue/.", receipt)
+	s.fatal("Unknown destination", "'"+d+"' is not a valid destination. Valid destination types are: /exchange/, /topic/, /queue/, /amq/queue/, /temp-queue/, /reply-queue/.", receipt)
 }
 
 // routerError answers a router refusal.
@@ -453,35 +502,258 @@ var reservedSend = map[string]bool{
 }
 
 func (s *session) send(f *frame.Frame, receipt string) {
-	if _, ok := f.Header.Contains(sf.Transaction); ok {
-		s.fatal("transactions not supported", "SEND in a transaction is not implemented yet", receipt)
-		return
-	}
-	d := f.Header.Get(sf.Destination)
-	dest, ok := parseDest(d)
+	o, ok := s.parseSend(f, receipt)
 	if !ok {
-		s.badDest(d, receipt)
 		return
 	}
-	m := router.NewMessage(f.Body)
-	m.RoutingKey = dest.key
-	if err := s.props(m, f.Header); err != nil {
-		s.fatal("Invalid header", err.Error(), receipt)
-		return
-	}
-	if dest.kind == "queue" {
-		if err := s.declareQueue(dest.queue, nil); err != nil {
-			s.routerError(err, receipt)
+	if _, inTx := f.Header.Contains(sf.Transaction); inTx {
+		tx := s.tx(f, receipt)
+		if tx == nil {
 			return
 		}
+		if !s.holdTx(tx, txOp{out: &o}, len(o.m.Body), receipt) {
+			return
+		}
+		if receipt != "" {
+			s.receipt(receipt) // taken; it is published at COMMIT
+		}
+		return
 	}
 	done := s.done(receipt)
-	if _, err := s.vhost.Publish(dest.exchange, m, done); err != nil {
+	if err := s.publish(&o, done); err != nil {
 		if receipt != "" {
 			s.waiting--
 		}
 		s.routerError(err, receipt)
 	}
+}
+
+// parseSend reads a SEND's destination and message; it answers what is
+// wrong with an ERROR and reports false.
+func (s *session) parseSend(f *frame.Frame, receipt string) (outgoing, bool) {
+	d := f.Header.Get(sf.Destination)
+	dest, ok := parseDest(d)
+	if !ok {
+		s.badDest(d, receipt)
+		return outgoing{}, false
+	}
+	o := outgoing{dest: dest, m: router.NewMessage(f.Body)}
+	o.m.RoutingKey = dest.key
+	if err := s.props(o.m, f.Header); err != nil {
+		s.fatal("Invalid header", err.Error(), receipt)
+		return outgoing{}, false
+	}
+	if dest.kind == "queue" {
+		var err error
+		if o.opts, err = queueOptions(f.Header, router.QueueOptions{Durable: true}); err != nil {
+			s.fatal("Invalid header", err.Error(), receipt)
+			return outgoing{}, false
+		}
+	}
+	// reply-to:/temp-queue/name: a private queue of this connection,
+	// subscribed at once; the receiver sees where to reply.
+	p := &o.m.Properties
+	if p.Flags&router.HasReplyTo != 0 && strings.HasPrefix(p.ReplyTo, "/temp-queue/") {
+		q, err := s.tempQueue(p.ReplyTo[len("/temp-queue/"):])
+		if err != nil {
+			s.routerError(err, receipt)
+			return outgoing{}, false
+		}
+		p.ReplyTo = "/reply-queue/" + q
+	}
+	return o, true
+}
+
+// publish declares a /queue/ destination if needed and publishes.
+func (s *session) publish(o *outgoing, done func(error)) error {
+	switch o.dest.kind {
+	case "queue":
+		if _, err := s.vhost.DeclareQueue(o.dest.queue, o.opts, false, s.owner, nil); err != nil {
+			return err
+		}
+	case "temp-queue":
+		q, err := s.tempQueue(o.dest.key)
+		if err != nil {
+			return err
+		}
+		o.m.RoutingKey = q
+	}
+	_, err := s.vhost.Publish(o.dest.exchange, o.m, done)
+	return err
+}
+
+// tempQueue returns the queue behind /temp-queue/name, creating it and its
+// auto-ack subscription "/temp-queue/name" on first use (RabbitMQ's temp
+// queues: private to the connection, gone with it).
+func (s *session) tempQueue(name string) (string, error) {
+	if q, ok := s.temps[name]; ok {
+		return q, nil
+	}
+	q, err := s.vhost.DeclareQueue("", router.QueueOptions{Exclusive: true, AutoDelete: true}, false, s.owner, nil)
+	if err != nil {
+		return "", err
+	}
+	id := "/temp-queue/" + name
+	sb := &sub{id: id, tag: "T_" + id, dest: id, queue: q.Name, ack: ackAuto, temp: true}
+	con, err := s.ch.Consume(q.Name, sb.tag, router.ConsumeOptions{NoAck: true})
+	if err != nil {
+		return "", err
+	}
+	sb.con = con
+	if s.paused {
+		con.Pause()
+	}
+	if s.temps == nil {
+		s.temps = make(map[string]string)
+	}
+	s.temps[name] = q.Name
+	s.subs[id] = sb
+	s.byTag[sb.tag] = sb
+	return q.Name, nil
+}
+
+// Queue arguments RabbitMQ takes as x-* headers, by type.
+var (
+	intArgs  = []string{"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-max-priority"}
+	strArgs  = []string{"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-overflow", "x-queue-type", "x-queue-mode"}
+	boolArgs = []string{"x-single-active-consumer"}
+)
+
+// queueOptions reads the durable, auto-delete and exclusive headers and
+// the x-* queue arguments, over defaults d.
+func queueOptions(h *frame.Header, d router.QueueOptions) (router.QueueOptions, error) {
+	flag := func(name string, v *bool) error {
+		if x, ok := h.Contains(name); ok {
+			switch x {
+			case "true":
+				*v = true
+			case "false":
+				*v = false
+			default:
+				return fmt.Errorf("header '%s' is '%s', not true or false", name, x)
+			}
+		}
+		return nil
+	}
+	o := d
+	if err := errors.Join(flag("durable", &o.Durable), flag("auto-delete", &o.AutoDelete), flag("exclusive", &o.Exclusive)); err != nil {
+		return o, err
+	}
+	for _, k := range intArgs {
+		if v, ok := h.Contains(k); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return o, fmt.Errorf("header '%s' is '%s', not an integer", k, v)
+			}
+			o.Args = append(o.Args, router.Field{Key: k, Value: n})
+		}
+	}
+	for _, k := range strArgs {
+		if v, ok := h.Contains(k); ok {
+			o.Args = append(o.Args, router.Field{Key: k, Value: v})
+		}
+	}
+	for _, k := range boolArgs {
+		if v, ok := h.Contains(k); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return o, fmt.Errorf("header '%s' is '%s', not true or false", k, v)
+			}
+			o.Args = append(o.Args, router.Field{Key: k, Value: b})
+		}
+	}
+	return o, nil
+}
+
+// tx returns the open transaction the frame names, or answers an ERROR
+// and returns nil.
+func (s *session) tx(f *frame.Frame, receipt string) *stompTx {
+	id, ok := f.Header.Contains(sf.Transaction)
+	if !ok {
+		s.fatal("Missing transaction", f.Command+" requires a transaction header", receipt)
+		return nil
+	}
+	tx := s.txs[id]
+	if tx == nil {
+		s.fatal("Bad transaction", "Invalid transaction identifier: "+id, receipt)
+	}
+	return tx
+}
+
+func (s *session) begin(f *frame.Frame, receipt string) {
+	id, ok := f.Header.Contains(sf.Transaction)
+	switch {
+	case !ok:
+		s.fatal("Missing transaction", "BEGIN requires a transaction header", receipt)
+		return
+	case s.txs[id] != nil:
+		s.fatal("Bad transaction", "Transaction "+id+" is already open", receipt)
+		return
+	case len(s.txs) >= maxTxOpen:
+		s.fatal("Too many transactions", "a connection may have at most "+strconv.Itoa(maxTxOpen)+" open transactions", receipt)
+		return
+	}
+	if s.txs == nil {
+		s.txs = make(map[string]*stompTx)
+	}
+	s.txs[id] = &stompTx{}
+	if receipt != "" {
+		s.receipt(receipt)
+	}
+}
+
+// holdTx adds op to tx within the limits.
+func (s *session) holdTx(tx *stompTx, op txOp, bytes int, receipt string) bool {
+	if len(tx.ops) >= maxTxFrames || tx.bytes+bytes > maxTxBytes {
+		s.fatal("Transaction too large", "a transaction may hold at most "+strconv.Itoa(maxTxFrames)+
+			" frames and "+strconv.Itoa(maxTxBytes>>20)+" MiB of messages; commit more often", receipt)
+		return false
+	}
+	tx.ops = append(tx.ops, op)
+	tx.bytes += bytes
+	return true
+}
+
+// commit publishes the transaction's SENDs and applies its ACKs and NACKs
+// in order; the receipt waits until every persistent copy is on disk.
+func (s *session) commit(f *frame.Frame, receipt string) {
+	tx := s.tx(f, receipt)
+	if tx == nil {
+		return
+	}
+	delete(s.txs, f.Header.Get(sf.Transaction))
+	done := s.done(receipt)
+	var pending atomic.Int64
+	var failed atomic.Pointer[error]
+	one := func(err error) {
+		if err != nil {
+			failed.CompareAndSwap(nil, &err)
+		}
+		if pending.Add(-1) == 0 {
+			var e error
+			if p := failed.Load(); p != nil {
+				e = *p
+			}
+			done(e)
+		}
+	}
+	pending.Store(int64(len(tx.ops)) + 1)
+	for _, op := range tx.ops {
+		if s.state != stConnected {
+			one(nil)
+			continue
+		}
+		if op.out == nil {
+			s.settle(op.f, "")
+			one(nil)
+			continue
+		}
+		if err := s.publish(op.out, one); err != nil {
+			one(nil)
+			s.routerError(err, receipt)
+		}
+	}
+	one(nil)
 }
 
 // props fills m's properties from SEND headers (first occurrence wins).
@@ -581,25 +853,20 @@ func (s *session) subscribe(f *frame.Frame, receipt string) {
 		s.badDest(d, receipt)
 		return
 	}
-	done := s.done(receipt)
-	var err error
-	queue := dest.queue
-	switch dest.kind {
-	case "queue":
-		err = s.declareQueue(queue, done)
-	case "amq/queue":
-		_, err = s.vhost.DeclareQueue(queue, router.QueueOptions{}, true, s.owner, done)
-	case "topic", "exchange":
-		var q *router.Queue
-		q, err = s.vhost.DeclareQueue("", router.QueueOptions{Exclusive: true, AutoDelete: true}, false, s.owner, nil)
-		if err == nil {
-			queue = q.Name
-			err = s.vhost.BindQueue(queue, dest.exchange, dest.key, nil, s.owner, done)
-		}
+	if dest.kind == "temp-queue" || dest.kind == "reply-queue" {
+		s.fatal("Invalid destination", "cannot SUBSCRIBE to '"+d+"': temp queues are subscribed through reply-to", receipt)
+		return
 	}
+	done := s.done(receipt)
+	queue, err := s.subscriptionQueue(f.Header, dest, id, done)
 	if err != nil {
 		if receipt != "" {
 			s.waiting--
+		}
+		var bad badHeader
+		if errors.As(err, &bad) {
+			s.fatal("Invalid header", err.Error(), receipt)
+			return
 		}
 		s.routerError(err, receipt)
 		return
@@ -618,6 +885,67 @@ func (s *session) subscribe(f *frame.Frame, receipt string) {
 	s.byTag[sb.tag] = sb
 }
 
+// badHeader is a header a SUBSCRIBE cannot use.
+type badHeader struct{ error }
+
+// durableSub reports whether a SUBSCRIBE or UNSUBSCRIBE asks for a durable
+// topic subscription (RabbitMQ: durable:true, or the older persistent:true).
+func durableSub(h *frame.Header) bool {
+	return h.Get("durable") == "true" || h.Get("persistent") == "true"
+}
+
+// durableQueueName names the queue of durable subscription id to dest:
+// x-queue-name if given, else stable for the pair, so that a client
+// reconnecting with the same id finds what arrived meanwhile.
+func durableQueueName(h *frame.Header, dest, id string) string {
+	if h != nil {
+		if n := h.Get("x-queue-name"); n != "" {
+			return n
+		}
+	}
+	sum := sha256.Sum256([]byte(dest + "\n" + id))
+	return "stomp-subscription-" + base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// subscriptionQueue declares (or checks) the queue a SUBSCRIBE consumes:
+// /queue/q itself (durable by default), an existing /amq/queue/q, or for
+// /topic/ and /exchange/ a queue of the subscription's own bound to the
+// exchange: exclusive and auto-deleted, or durable and kept across
+// disconnects when the subscription is durable.
+func (s *session) subscriptionQueue(h *frame.Header, dest destination, id string, done func(error)) (string, error) {
+	v := s.vhost
+	switch dest.kind {
+	case "queue":
+		o, err := queueOptions(h, router.QueueOptions{Durable: true})
+		if err != nil {
+			return "", badHeader{err}
+		}
+		_, err = v.DeclareQueue(dest.queue, o, false, s.owner, done)
+		return dest.queue, err
+	case "amq/queue":
+		_, err := v.DeclareQueue(dest.queue, router.QueueOptions{}, true, s.owner, done)
+		return dest.queue, err
+	}
+	name, o := "", router.QueueOptions{Exclusive: true, AutoDelete: true}
+	if durableSub(h) {
+		if _, ok := h.Contains(sf.Id); !ok {
+			return "", badHeader{errors.New("a durable subscription needs an id header")}
+		}
+		name, o = durableQueueName(h, h.Get(sf.Destination), id), router.QueueOptions{Durable: true}
+	} else if n := h.Get("x-queue-name"); n != "" {
+		name = n
+	}
+	o, err := queueOptions(h, o)
+	if err != nil {
+		return "", badHeader{err}
+	}
+	q, err := v.DeclareQueue(name, o, false, s.owner, nil)
+	if err != nil {
+		return "", err
+	}
+	return q.Name, v.BindQueue(q.Name, dest.exchange, dest.key, nil, s.owner, done)
+}
+
 func (s *session) unsubscribe(f *frame.Frame, receipt string) {
 	id, ok := f.Header.Contains(sf.Id)
 	if !ok && s.version == frame.V10 {
@@ -628,8 +956,19 @@ func (s *session) unsubscribe(f *frame.Frame, receipt string) {
 		s.fatal("Subscription not found", "There is no subscription with id '"+id+"'", receipt)
 		return
 	}
+	if sb.temp {
+		s.fatal("Invalid subscription", "the subscription of a temp queue cannot be cancelled", receipt)
+		return
+	}
 	s.dropSub(sb)
 	s.ch.Cancel(sb.tag, true)
+	if durableSub(f.Header) {
+		// Ending a durable subscription deletes its queue (RabbitMQ).
+		if _, err := s.vhost.DeleteQueue(sb.queue, false, false, s.owner, nil); err != nil && router.CodeOf(err) != router.NotFound {
+			s.routerError(err, receipt)
+			return
+		}
+	}
 	if receipt != "" {
 		s.receipt(receipt)
 	}
@@ -645,22 +984,48 @@ func (s *session) dropSub(sb *sub) {
 }
 
 func (s *session) ack(f *frame.Frame, receipt string) {
+	if _, inTx := f.Header.Contains(sf.Transaction); inTx {
+		tx := s.tx(f, receipt)
+		if tx == nil || s.ackTarget(f, receipt) == nil || !s.holdTx(tx, txOp{f: f}, 0, receipt) {
+			return
+		}
+		if receipt != "" {
+			s.receipt(receipt) // applied at COMMIT; ABORT leaves it unacknowledged
+		}
+		return
+	}
+	s.settle(f, receipt)
+}
+
+// ackTarget returns the subscription of the message an ACK or NACK names,
+// or answers an ERROR and returns nil.
+func (s *session) ackTarget(f *frame.Frame, receipt string) *sub {
 	key := sf.MessageId
 	if s.version >= frame.V12 {
 		key = sf.Id
 	}
 	v := f.Header.Get(key)
 	n, err := strconv.ParseUint(v, 10, 64)
-	tag := router.DeliveryTag(n)
-	sb := s.unacked[tag]
+	sb := s.unacked[router.DeliveryTag(n)]
 	if err != nil || sb == nil {
 		s.fatal("Invalid "+key, f.Command+" of unknown message '"+v+"'", receipt)
+		return nil
+	}
+	return sb
+}
+
+// settle applies an ACK or NACK.
+func (s *session) settle(f *frame.Frame, receipt string) {
+	sb := s.ackTarget(f, receipt)
+	if sb == nil {
 		return
 	}
-	if _, ok := f.Header.Contains(sf.Transaction); ok {
-		s.fatal("transactions not supported", f.Command+" in a transaction is not implemented yet", receipt)
-		return
+	key := sf.MessageId
+	if s.version >= frame.V12 {
+		key = sf.Id
 	}
+	n, _ := strconv.ParseUint(f.Header.Get(key), 10, 64)
+	tag := router.DeliveryTag(n)
 	requeue := f.Header.Get("requeue") != "false"
 	settle := func(t router.DeliveryTag) {
 		delete(s.unacked, t)

@@ -536,15 +536,6 @@ func TestHeartBeats(t *testing.T) {
 	}
 }
 
-func TestTransactionsRefused(t *testing.T) {
-	h := newHarness(t, Config{})
-	h.connect()
-	h.frame("BEGIN", "", "transaction", "tx1")
-	if f := h.expect("ERROR"); f.Header.Get("message") != "transactions not supported" {
-		t.Fatalf("ERROR %v", f.Header)
-	}
-}
-
 func TestClosedRequeues(t *testing.T) {
 	rt, st := newRouter(t)
 	a := New(Config{Router: rt})
