@@ -451,15 +451,22 @@ func (s *session) connMethod(m frame.Method) error {
 			// off frames it may still be flushing (amqplib writes channel
 			// frames queued behind its close and gets EPIPE); anything more
 			// it sends is discarded, and Tick closes if it never hangs up.
+			// Exclusive queues go before close-ok, as in RabbitMQ, so a
+			// client that reconnects at once can declare them again.
+			s.releaseChannels()
+			s.cfg.Router.OwnerGone(s.owner)
 			s.cur.buf = frame.AppendMethodFrame(s.cur.buf, 0, &frame.ConnectionCloseOk{})
 			s.state = stClosed
 			s.linger = true
-			s.releaseChannels()
 			return nil
 		case *frame.ConnectionBlocked, *frame.ConnectionUnblocked:
 			return nil // a client has nothing to tell us here; ignore as RabbitMQ does
 		case *frame.ConnectionUpdateSecret:
 			return s.updateSecret(m.(*frame.ConnectionUpdateSecret))
+		}
+		if cls, _ := m.ID(); cls != frame.ClassConnection {
+			// A channel method on channel 0: RabbitMQ's 504.
+			return &frame.Error{Code: frame.ChannelError, Text: "unexpected method " + m.Name() + " in connection state running (channel 0 is for connection methods)"}
 		}
 		return &frame.Error{Code: frame.CommandInvalid, Text: "unexpected method " + m.Name() + " on channel 0"}
 	}
@@ -478,6 +485,12 @@ func (s *session) startOk(m *frame.ConnectionStartOk) error {
 		}
 	}
 	user, pass, ok := parseAuth(m.Mechanism, m.Response)
+	if !ok && (m.Mechanism == "PLAIN" || m.Mechanism == "AMQPLAIN") {
+		s.log.Warn("login refused: malformed response", "mechanism", m.Mechanism)
+		s.closeConn(&frame.Error{Code: frame.SyntaxError, ClassID: frame.ClassConnection, MethodID: frame.MethodConnectionStartOk,
+			Text: "the " + m.Mechanism + " response of connection.start-ok is malformed"})
+		return nil
+	}
 	var err error
 	if ok {
 		s.user, err = s.cfg.Router.Authenticate(user, pass, s.loopback())

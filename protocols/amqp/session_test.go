@@ -319,18 +319,26 @@ func TestWrongProtocolHeader(t *testing.T) {
 }
 
 func TestAuthFailure(t *testing.T) {
-	for _, tc := range []struct{ name, mech, resp string }{
-		{"wrong password", "PLAIN", plain("guest", "nope")},
-		{"unknown user", "PLAIN", plain("bob", "guest")},
-		{"malformed", "PLAIN", "guest"},
-		{"unknown mechanism", "EXTERNAL", ""},
+	refused := func(mech string) string {
+		return "ACCESS_REFUSED - Login was refused using authentication mechanism " + mech
+	}
+	for _, tc := range []struct {
+		name, mech, resp string
+		code             uint16
+		text             string
+	}{
+		{"wrong password", "PLAIN", plain("guest", "nope"), frame.AccessRefused, refused("PLAIN")},
+		{"unknown user", "PLAIN", plain("bob", "guest"), frame.AccessRefused, refused("PLAIN")},
+		{"malformed", "PLAIN", "guest", frame.SyntaxError, "SYNTAX_ERROR - the PLAIN response"},
+		{"malformed AMQPLAIN", "AMQPLAIN", "\x05LOGIN", frame.SyntaxError, "SYNTAX_ERROR - the AMQPLAIN response"},
+		{"unknown mechanism", "EXTERNAL", "", frame.AccessRefused, refused("EXTERNAL")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Config{})
 			h.send([]byte(frame.ProtocolHeader))
 			expect[*frame.ConnectionStart](h, 0)
 			h.method(0, &frame.ConnectionStartOk{Mechanism: tc.mech, Response: tc.resp})
-			h.expectConnClose(frame.AccessRefused, "ACCESS_REFUSED - Login was refused using authentication mechanism "+tc.mech)
+			h.expectConnClose(tc.code, tc.text)
 			if !h.c.IsClosed() {
 				t.Fatal("connection not closed")
 			}

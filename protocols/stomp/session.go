@@ -1169,7 +1169,13 @@ func (s *session) encodeMessage(sb *sub, d *router.Delivery) {
 		hs = append(hs, "correlation-id", p.CorrelationID)
 	}
 	if p.Flags&router.HasReplyTo != 0 {
-		hs = append(hs, "reply-to", p.ReplyTo)
+		// A bare queue name (an AMQP reply_to) is presented as a STOMP
+		// destination, as RabbitMQ does.
+		if strings.HasPrefix(p.ReplyTo, "/") {
+			hs = append(hs, "reply-to", p.ReplyTo)
+		} else {
+			hs = append(hs, "reply-to", "/reply-queue/"+p.ReplyTo)
+		}
 	}
 	if p.Flags&router.HasExpiration != 0 {
 		hs = append(hs, "expiration", p.Expiration)
