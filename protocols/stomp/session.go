@@ -1237,8 +1237,7 @@ func (s *session) Tick(now time.Time) error {
 		return nil
 	case stConnect:
 		if now.Sub(s.tick0) > handshakeTimeout {
-			s.state = stClosed
-			return errHandshakeTimeout
+			return errHandshakeTimeout // Fail says so in an ERROR
 		}
 		return nil
 	}
@@ -1272,6 +1271,8 @@ func (s *session) Fail(err error) []byte {
 		return s.errorFrame("Broker shutting down", "broker forced connection closure with reason 'shutdown'", "")
 	case errors.Is(err, protocols.ErrInboundLimit):
 		return s.errorFrame("frame too large", "inbound buffer limit exceeded", "")
+	case errors.Is(err, errHandshakeTimeout):
+		return s.errorFrame("Connection timed out", "no CONNECT frame within "+handshakeTimeout.String(), "")
 	}
 	return s.errorFrame("internal error", "internal error", "")
 }

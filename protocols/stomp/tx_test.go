@@ -1,8 +1,10 @@
 package stomp
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/junction-broker/junction/router"
 )
@@ -207,4 +209,20 @@ func TestQueueArgumentsFromHeaders(t *testing.T) {
 	h2.connect()
 	h2.frame("SUBSCRIBE", "", "id", "s", "destination", "/queue/q", "x-max-length", "many")
 	h2.expectError("Invalid header")
+}
+
+func TestHandshakeTimeoutSaysSo(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.send("garbage without a newline")
+	t0 := time.Unix(1000, 0)
+	if err := h.s.Tick(t0); err != nil {
+		t.Fatal(err)
+	}
+	err := h.s.Tick(t0.Add(handshakeTimeout + time.Second))
+	if !errors.Is(err, errHandshakeTimeout) {
+		t.Fatalf("Tick after the deadline: %v", err)
+	}
+	h.out = append(h.out, h.s.Fail(err)...)
+	h.parse()
+	h.expectError("Connection timed out")
 }
