@@ -1171,7 +1171,7 @@ func (s *session) encodeMessage(sb *sub, d *router.Delivery) {
 	if p.Flags&router.HasReplyTo != 0 {
 		// A bare queue name (an AMQP reply_to) is presented as a STOMP
 		// destination, as RabbitMQ does.
-		if strings.HasPrefix(p.ReplyTo, "/") {
+		if _, ok := parseDest(p.ReplyTo); ok {
 			hs = append(hs, "reply-to", p.ReplyTo)
 		} else {
 			hs = append(hs, "reply-to", "/reply-queue/"+p.ReplyTo)
