@@ -107,6 +107,15 @@ type MQTT struct {
 	Exchange string `toml:"exchange"`
 	// TopicMode is TopicModeSwap (default) or TopicModeLossless.
 	TopicMode string `toml:"topic_mode"`
+	// RetainedMaxMessages bounds the vhost's retained messages (100000).
+	RetainedMaxMessages int `toml:"retained_max_messages"`
+	// RetainedMaxBytes bounds their total size (64MiB).
+	RetainedMaxBytes Size `toml:"retained_max_bytes"`
+	// TopicAliasMaximum is offered to MQTT 5 clients (32); 0 offers none.
+	TopicAliasMaximum int `toml:"topic_alias_maximum"`
+	// MaxKeepAlive caps MQTT 5 clients' keepalive (Server Keep Alive); 0
+	// accepts the client's.
+	MaxKeepAlive time.Duration `toml:"max_keepalive"`
 }
 
 // STOMP configures the STOMP listener.

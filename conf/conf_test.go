@@ -30,8 +30,9 @@ var defaults = Config{
 		MaxInbound:   4 * MiB,
 		MaxOutbound:  16 * MiB,
 	},
-	AMQP:  AMQP{Listen: ":5672", FrameMax: 131072, ChannelMax: 2047, Heartbeat: 60 * time.Second},
-	MQTT:  MQTT{Listen: ":1883", VHost: "/", Exchange: "amq.topic", TopicMode: TopicModeSwap},
+	AMQP: AMQP{Listen: ":5672", FrameMax: 131072, ChannelMax: 2047, Heartbeat: 60 * time.Second},
+	MQTT: MQTT{Listen: ":1883", VHost: "/", Exchange: "amq.topic", TopicMode: TopicModeSwap,
+		RetainedMaxMessages: 100000, RetainedMaxBytes: 64 * MiB, TopicAliasMaximum: 32},
 	STOMP: STOMP{Listen: ":61613", HeartBeat: 10 * time.Second},
 }
 

@@ -70,8 +70,9 @@ func TestLoadFile(t *testing.T) {
 		Storage:   Storage{MemtableSize: 32 * MiB, CacheSize: GiB},
 		Transport: Transport{EventLoops: 2, TickInterval: 250 * time.Millisecond, MaxInbound: MiB, MaxOutbound: 8 * MiB},
 		AMQP:      AMQP{Listen: "127.0.0.1:5673", FrameMax: 4096, ChannelMax: 16, Heartbeat: 30 * time.Second},
-		MQTT:      MQTT{Listen: "", VHost: "devices", Exchange: "mqtt.topic", TopicMode: TopicModeLossless},
-		STOMP:     STOMP{Listen: "[::1]:61614", HeartBeat: 0},
+		MQTT: MQTT{Listen: "", VHost: "devices", Exchange: "mqtt.topic", TopicMode: TopicModeLossless,
+			RetainedMaxMessages: 1000, RetainedMaxBytes: MiB, TopicAliasMaximum: 0, MaxKeepAlive: 5 * time.Minute},
+		STOMP: STOMP{Listen: "[::1]:61614", HeartBeat: 0},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load(full.toml) =\n%+v\nwant\n%+v", c, want)

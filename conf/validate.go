@@ -77,6 +77,17 @@ func (c *Config) Validate() error {
 	v.required("mqtt.vhost", m.VHost)
 	v.required("mqtt.exchange", m.Exchange)
 	v.oneOf("mqtt.topic_mode", m.TopicMode, m.TopicMode, topicModes)
+	if m.RetainedMaxMessages < 1 || m.RetainedMaxMessages > 100_000_000 {
+		v.add("mqtt.retained_max_messages", fmt.Sprintf("%d is not between 1 and 100000000", m.RetainedMaxMessages))
+	}
+	v.sizeRange("mqtt.retained_max_bytes", m.RetainedMaxBytes, KiB, 16*GiB)
+	if m.TopicAliasMaximum < 0 || m.TopicAliasMaximum > 65535 {
+		v.add("mqtt.topic_alias_maximum", fmt.Sprintf("%d is not between 0 and 65535", m.TopicAliasMaximum))
+	}
+	v.durationRange("mqtt.max_keepalive", m.MaxKeepAlive, 0, 65535*time.Second)
+	if m.MaxKeepAlive%time.Second != 0 {
+		v.add("mqtt.max_keepalive", fmt.Sprintf("%v is not a whole number of seconds", m.MaxKeepAlive))
+	}
 
 	v.durationRange("stomp.heart_beat", c.STOMP.HeartBeat, 0, 24*time.Hour)
 	if c.STOMP.HeartBeat%time.Millisecond != 0 {

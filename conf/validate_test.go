@@ -50,6 +50,10 @@ func TestValidate(t *testing.T) {
 		{"heartbeat fraction", func(c *Config) { c.AMQP.Heartbeat = 1500 * time.Millisecond }, []string{"amqp.heartbeat: 1.5s is not a whole number of seconds"}},
 		{"mqtt", func(c *Config) { c.MQTT.VHost, c.MQTT.Exchange, c.MQTT.TopicMode = "", "", "Swap" },
 			[]string{"mqtt.vhost: required", "mqtt.exchange: required", `mqtt.topic_mode: "Swap" is not one of swap, lossless`}},
+		{"mqtt limits", func(c *Config) {
+			c.MQTT.RetainedMaxMessages, c.MQTT.RetainedMaxBytes, c.MQTT.TopicAliasMaximum, c.MQTT.MaxKeepAlive = 0, 100, 65536, 1500*time.Millisecond
+		}, []string{"mqtt.retained_max_messages: 0 is not between 1", "mqtt.retained_max_bytes: 100B is not between 1KiB",
+			"mqtt.topic_alias_maximum: 65536 is not between 0 and 65535", "mqtt.max_keepalive: 1.5s is not a whole number of seconds"}},
 		{"stomp heart-beat", func(c *Config) { c.STOMP.HeartBeat = time.Microsecond }, []string{"stomp.heart_beat: 1µs is not a whole number of milliseconds"}},
 		{"many at once", func(c *Config) { c.DataDir, c.Log.Level, c.AMQP.Listen = "", "loud", "x:y" },
 			[]string{"data_dir: required", "log.level:", "amqp.listen:"}},

@@ -129,7 +129,7 @@ func TestMQTT5RoundTrip(t *testing.T) {
 	}
 	sub := dial5("")
 	sa, err := sub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "a/+/c", QoS: 1}, {Topic: "z/#", QoS: 2}}})
-	if err != nil || len(sa.Reasons) != 2 || sa.Reasons[0] != 1 || sa.Reasons[1] != 1 {
+	if err != nil || len(sa.Reasons) != 2 || sa.Reasons[0] != 1 || sa.Reasons[1] != 2 {
 		t.Fatalf("subscribe: %v %+v", err, sa)
 	}
 	pub := dial5("pub5")
@@ -145,13 +145,13 @@ func TestMQTT5RoundTrip(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no message")
 	}
-	// QoS 2 publish completes (PUBREC/PUBREL/PUBCOMP) and arrives once.
+	// QoS 2 publish completes (PUBREC/PUBREL/PUBCOMP) and arrives once, at QoS 2.
 	if _, err := pub.Publish(ctx, &paho.Publish{Topic: "z/1", QoS: 2, Payload: []byte("two")}); err != nil {
 		t.Fatalf("QoS 2 publish: %v", err)
 	}
 	select {
 	case m := <-got:
-		if m.Topic != "z/1" || string(m.Payload) != "two" || m.QoS != 1 {
+		if m.Topic != "z/1" || string(m.Payload) != "two" || m.QoS != 2 {
 			t.Fatalf("got %+v", m)
 		}
 	case <-ctx.Done():

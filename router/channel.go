@@ -3,6 +3,8 @@ package router
 import (
 	"sort"
 	"sync"
+
+	"github.com/junction-broker/junction/storage"
 )
 
 // DeliveryTag numbers the deliveries of one channel, from 1.
@@ -17,6 +19,12 @@ type Delivery struct {
 	Redelivered bool
 	// MessageCount is the number of messages left in the queue (Get only).
 	MessageCount int
+	// Seq is the message's position in Queue. With the queue it names the
+	// message across redeliveries and, in durable queues, restarts.
+	Seq storage.SeqNum
+	// ExpiresAt is when the message expires in Queue (x-message-ttl or its
+	// own expiration, whichever is first), in Unix nanoseconds; 0: never.
+	ExpiresAt int64
 }
 
 // Handler receives a channel's deliveries. Both methods run with router
@@ -168,7 +176,7 @@ func (ch *Channel) recordLocked(c *Consumer, q *Queue, e qentry, noAck bool) Del
 			c.inflight++
 		}
 	}
-	return Delivery{Tag: tag, Consumer: c, Queue: q, Message: e.m, Redelivered: e.redelivered}
+	return Delivery{Tag: tag, Consumer: c, Queue: q, Message: e.m, Redelivered: e.redelivered, Seq: e.seq, ExpiresAt: e.expiresAt}
 }
 
 // find returns the index of tag in ch.unacked, or -1.

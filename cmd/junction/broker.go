@@ -75,10 +75,15 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 			MaxMessageSize: int64(cfg.Router.MaxMessageSize),
 		})},
 		{cfg.MQTT.Listen, mqtt.New(mqtt.Config{
-			Router:   rt,
-			Log:      log.With("component", "mqtt"),
-			VHost:    cfg.MQTT.VHost,
-			Exchange: cfg.MQTT.Exchange,
+			Router:              rt,
+			Store:               st,
+			Log:                 log.With("component", "mqtt"),
+			VHost:               cfg.MQTT.VHost,
+			Exchange:            cfg.MQTT.Exchange,
+			RetainedMaxMessages: cfg.MQTT.RetainedMaxMessages,
+			RetainedMaxBytes:    int64(cfg.MQTT.RetainedMaxBytes),
+			TopicAliasMax:       mqttTopicAliasMax(cfg.MQTT.TopicAliasMaximum),
+			MaxKeepAlive:        cfg.MQTT.MaxKeepAlive,
 		})},
 		{cfg.STOMP.Listen, stomp.New(stomp.Config{
 			Router: rt,
@@ -116,6 +121,15 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 		return errors.Join(err, st.Close())
 	}
 	return &broker{router: rt, net: srv, failed: st.Failed()}, stop, nil
+}
+
+// mqttTopicAliasMax maps the configured Topic Alias Maximum (0: offer
+// none) onto the adapter's convention (0: its default; negative: none).
+func mqttTopicAliasMax(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // amqpHeartbeat maps the configured heartbeat (0: offer none) onto the

@@ -444,7 +444,7 @@ func (s *session) connMethod(m frame.Method) error {
 			return s.open(o)
 		}
 	case stOpened:
-		switch m.(type) {
+		switch m := m.(type) {
 		case *frame.ConnectionClose:
 			// The client initiated the close, so it closes the socket once it
 			// has our close-ok (AMQP 0-9-1 §2.2.4). Closing first would cut
@@ -462,7 +462,7 @@ func (s *session) connMethod(m frame.Method) error {
 		case *frame.ConnectionBlocked, *frame.ConnectionUnblocked:
 			return nil // a client has nothing to tell us here; ignore as RabbitMQ does
 		case *frame.ConnectionUpdateSecret:
-			return s.updateSecret(m.(*frame.ConnectionUpdateSecret))
+			return s.updateSecret(m)
 		}
 		if cls, _ := m.ID(); cls != frame.ClassConnection {
 			// A channel method on channel 0: RabbitMQ's 504.

@@ -3,9 +3,11 @@ package mqtt
 import (
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/junction-broker/junction/protocols"
 	"github.com/junction-broker/junction/router"
+	"github.com/junction-broker/junction/storage"
 )
 
 // Defaults for zero Config fields.
@@ -14,6 +16,15 @@ const (
 	DefaultExchange      = "amq.topic"
 	DefaultMaxPacketSize = 2 << 20 // below protocols.DefaultMaxInbound with room for one read
 	DefaultMaxInflight   = 32
+	// DefaultRetainedMaxMessages and DefaultRetainedMaxBytes bound the
+	// retained messages of the vhost (held in memory and in the store).
+	DefaultRetainedMaxMessages = 100000
+	DefaultRetainedMaxBytes    = 64 << 20
+	// DefaultTopicAliasMax is the Topic Alias Maximum offered to MQTT 5
+	// clients (Mosquitto offers 10).
+	DefaultTopicAliasMax = 32
+	// maxInflight bounds Config.MaxInflight.
+	maxInflight = 16384
 	// maxUnauthPacket bounds the first packet (CONNECT), as RabbitMQ's
 	// mqtt.max_packet_size_unauthenticated does.
 	maxUnauthPacket = 65536
@@ -24,6 +35,11 @@ type Config struct {
 	// Router is the routing graph sessions publish to and consume from.
 	// Required.
 	Router *router.Router
+	// Store is the store Router was built on. Retained messages and
+	// persistent sessions' MQTT state (subscription options, outbound QoS 2
+	// in flight) are kept in it; nil keeps them in memory only, lost on
+	// restart.
+	Store storage.Store
 	// Log receives connection lifecycle messages; nil discards them.
 	Log *slog.Logger
 	// VHost is the virtual host every session uses (DefaultVHost if "").
@@ -35,23 +51,50 @@ type Config struct {
 	// in the check's spirit: the remaining length may not exceed it
 	// (DefaultMaxPacketSize if 0).
 	MaxPacketSize int
-	// MaxInflight bounds unacknowledged QoS 1 deliveries per session; an
-	// MQTT 5 client's smaller Receive Maximum wins (DefaultMaxInflight if 0).
+	// MaxInflight bounds unacknowledged QoS 1 and 2 deliveries per session;
+	// an MQTT 5 client's smaller Receive Maximum wins (DefaultMaxInflight
+	// if 0, at most 16384).
 	MaxInflight int
+	// RetainedMaxMessages and RetainedMaxBytes bound the vhost's retained
+	// messages (DefaultRetainedMaxMessages, DefaultRetainedMaxBytes if 0).
+	// A retained publish that would pass either is not retained: MQTT 5
+	// QoS 1 and 2 publishers get reason 0x97 (quota exceeded) and the
+	// message is not routed; otherwise it is routed as usual and a warning
+	// is logged. Emptying a topic is always possible.
+	RetainedMaxMessages int
+	RetainedMaxBytes    int64
+	// TopicAliasMax is the Topic Alias Maximum offered to MQTT 5 clients
+	// (DefaultTopicAliasMax if 0, none if negative, at most 65535).
+	TopicAliasMax int
+	// MaxKeepAlive caps the keepalive MQTT 5 clients may ask for (and
+	// gives clients asking for none this one), announced as Server Keep
+	// Alive; 0: the client's value is used.
+	MaxKeepAlive time.Duration
+	// Now is the clock (time.Now if nil); tests replace it.
+	Now func() time.Time
 }
 
 // Adapter opens MQTT sessions. It implements protocols.Adapter and is safe
 // from any goroutine.
 type Adapter struct {
-	cfg Config
+	cfg      Config
+	retained *retainStore
 
+	// mu is taken before router locks (leaveShared looks up and deletes
+	// queues under it), never under one: router callbacks only post to
+	// sessions. Nothing holding it waits for a session.
 	mu       sync.Mutex
-	sessions map[string]*session // connected sessions by client id
+	sessions map[string]*session            // newest session by client id
+	held     map[string]*session            // the session holding a client id's state
+	states   map[string]*sessState          // persistent sessions by client id
+	shared   map[string]map[string]struct{} // shared queue → member client ids
+	wills    map[string]*time.Timer         // delayed wills by client id
 }
 
 var _ protocols.Adapter = (*Adapter)(nil)
 
-// New returns an adapter for cfg, with defaults filled in.
+// New returns an adapter for cfg, with defaults filled in. It loads the
+// retained messages and persistent sessions of cfg.VHost from cfg.Store.
 func New(cfg Config) *Adapter {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -71,25 +114,32 @@ func New(cfg Config) *Adapter {
 	if cfg.MaxInflight <= 0 {
 		cfg.MaxInflight = DefaultMaxInflight
 	}
-	return &Adapter{cfg: cfg, sessions: make(map[string]*session)}
-}
-
-// register makes s the session of client id and returns the one it takes
-// over, if any.
-func (a *Adapter) register(id string, s *session) *session {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	old := a.sessions[id]
-	a.sessions[id] = s
-	return old
-}
-
-func (a *Adapter) unregister(id string, s *session) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.sessions[id] == s {
-		delete(a.sessions, id)
+	// Packet ids in use stay below 65535: the window, plus at most as many
+	// ids restored from a previous connection, twice.
+	cfg.MaxInflight = min(cfg.MaxInflight, maxInflight)
+	if cfg.RetainedMaxMessages <= 0 {
+		cfg.RetainedMaxMessages = DefaultRetainedMaxMessages
 	}
+	if cfg.RetainedMaxBytes <= 0 {
+		cfg.RetainedMaxBytes = DefaultRetainedMaxBytes
+	}
+	switch {
+	case cfg.TopicAliasMax == 0:
+		cfg.TopicAliasMax = DefaultTopicAliasMax
+	case cfg.TopicAliasMax < 0:
+		cfg.TopicAliasMax = 0
+	case cfg.TopicAliasMax > 65535:
+		cfg.TopicAliasMax = 65535
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &Adapter{cfg: cfg, sessions: make(map[string]*session), held: make(map[string]*session),
+		states: make(map[string]*sessState), shared: make(map[string]map[string]struct{}),
+		wills: make(map[string]*time.Timer)}
+	a.retained = newRetainStore(cfg.VHost, cfg.Store, cfg.RetainedMaxMessages, cfg.RetainedMaxBytes, cfg.Log)
+	a.recover()
+	return a
 }
 
 // Name implements protocols.Adapter.
@@ -97,3 +147,7 @@ func (a *Adapter) Name() string { return "mqtt" }
 
 // Open implements protocols.Adapter.
 func (a *Adapter) Open(c protocols.Conn) protocols.Session { return newSession(a, c) }
+
+// Retained returns the number of retained messages and the bytes they
+// count against Config.RetainedMaxBytes.
+func (a *Adapter) Retained() (messages int, bytes int64) { return a.retained.Len() }

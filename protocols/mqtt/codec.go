@@ -2,7 +2,10 @@ package mqtt
 
 import (
 	"bytes"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/junction-broker/junction/router"
 )
 
 // The inbound decoder. Decoded strings are copies; byte slices (payload,
@@ -51,6 +54,11 @@ func (r *reader) u32() uint32 {
 	r.off += 4
 	b := r.b[r.off-4:]
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func (r *reader) u64() uint64 {
+	hi := uint64(r.u32())
+	return hi<<32 | uint64(r.u32())
 }
 
 func (r *reader) varint() int {
@@ -104,17 +112,47 @@ func (r *reader) rest() []byte {
 
 func (r *reader) done() bool { return r.off == len(r.b) }
 
-// props are the MQTT 5 properties the session looks at.
-type props struct {
-	contentType   string
-	receiveMax    uint16
-	maxPacket     uint32
-	topicAlias    uint16
-	hasTopicAlias bool
-	subID         bool
+// appProps are the MQTT 5 properties that travel with an application
+// message (PUBLISH, will): props.go maps them onto router.Properties.
+type appProps struct {
+	pfi              byte // payload format indicator
+	hasPFI           bool
+	expiry           uint32 // message expiry interval, seconds
+	hasExpiry        bool
+	contentType      string
+	hasContentType   bool
+	responseTopic    string
+	hasResponseTopic bool
+	correlation      []byte // aliases the packet
+	hasCorrelation   bool
+	user             router.Table // user properties, in order; string values
 }
 
-// props reads an MQTT 5 property list (§2.2.2) into p.
+// props are the MQTT 5 properties the session looks at.
+type props struct {
+	keepUser bool   // set by the caller: collect user properties into app.user
+	seen     uint64 // property identifiers seen, for [MQTT-2.2.2-2]
+
+	receiveMax       uint16
+	maxPacket        uint32
+	sessionExpiry    uint32
+	hasSessionExpiry bool
+	topicAliasMax    uint16
+	reqResponse      byte
+	reqProblem       byte
+	hasReqProblem    bool
+	authMethod       bool
+	willDelay        uint32
+	topicAlias       uint16
+	hasTopicAlias    bool
+	subID            int
+	hasSubID         bool
+	app              appProps
+}
+
+// props reads an MQTT 5 property list (§2.2.2) into p. A property given
+// twice (other than User Property) is malformed [MQTT-2.2.2-2], as are
+// values the spec rules out.
 func (r *reader) props(p *props) {
 	n := r.varint()
 	if !r.need(n) {
@@ -123,37 +161,70 @@ func (r *reader) props(p *props) {
 	end := r.off + n
 	sub := reader{b: r.b[:end], off: r.off}
 	for !sub.bad && sub.off < end {
-		switch id := sub.varint(); id {
-		case 0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A: // byte
-			sub.byte()
-		case 0x13, 0x22: // two-byte integer
+		id := sub.varint()
+		if id != 0x26 && id < 64 {
+			if p.seen&(1<<id) != 0 {
+				sub.bad = true
+				break
+			}
+			p.seen |= 1 << id
+		}
+		switch id {
+		case 0x01:
+			p.app.pfi, p.app.hasPFI = sub.byte(), true
+			sub.bad = sub.bad || p.app.pfi > 1
+		case 0x02:
+			p.app.expiry, p.app.hasExpiry = sub.u32(), true
+		case 0x03:
+			p.app.contentType, p.app.hasContentType = sub.str(), true
+		case 0x08:
+			p.app.responseTopic, p.app.hasResponseTopic = sub.str(), true
+			sub.bad = sub.bad || !validTopic(p.app.responseTopic)
+		case 0x09:
+			p.app.correlation, p.app.hasCorrelation = sub.bin(), true
+		case 0x0B:
+			p.subID, p.hasSubID = sub.varint(), true
+			sub.bad = sub.bad || p.subID == 0
+		case 0x11:
+			p.sessionExpiry, p.hasSessionExpiry = sub.u32(), true
+		case 0x13:
 			sub.u16()
+		case 0x15:
+			sub.str()
+			p.authMethod = true
+		case 0x16:
+			sub.bin()
+		case 0x17:
+			p.reqProblem, p.hasReqProblem = sub.byte(), true
+			sub.bad = sub.bad || p.reqProblem > 1
+		case 0x18:
+			p.willDelay = sub.u32()
+		case 0x19:
+			p.reqResponse = sub.byte()
+			sub.bad = sub.bad || p.reqResponse > 1
 		case 0x21:
 			p.receiveMax = sub.u16()
 			if p.receiveMax == 0 {
 				sub.bad = true // §3.1.2.11.3: 0 is a protocol error
 			}
+		case 0x22:
+			p.topicAliasMax = sub.u16()
 		case 0x23:
 			p.topicAlias, p.hasTopicAlias = sub.u16(), true
-		case 0x02, 0x11, 0x18: // four-byte integer
-			sub.u32()
+		case 0x24, 0x25, 0x28, 0x29, 0x2A: // byte
+			sub.byte()
 		case 0x27:
 			p.maxPacket = sub.u32()
 			if p.maxPacket == 0 {
 				sub.bad = true
 			}
-		case 0x0B: // variable byte integer
-			sub.varint()
-			p.subID = true
-		case 0x03:
-			p.contentType = sub.str()
-		case 0x08, 0x12, 0x15, 0x1A, 0x1C, 0x1F: // string
+		case 0x12, 0x1A, 0x1C, 0x1F: // string
 			sub.str()
-		case 0x09, 0x16: // binary
-			sub.bin()
 		case 0x26: // string pair
-			sub.str()
-			sub.str()
+			k, v := sub.str(), sub.str()
+			if p.keepUser && !sub.bad {
+				p.app.user = append(p.app.user, router.Field{Key: k, Value: v})
+			}
 		default:
 			sub.bad = true
 		}
@@ -173,16 +244,18 @@ type connectPkt struct {
 	keepalive   uint16
 	props       props
 	clientID    string
+	willProps   props
 	willTopic   string
 	willPayload []byte
 	user, pass  []byte
 }
 
-func (c *connectPkt) clean() bool   { return c.flags&0x02 != 0 }
-func (c *connectPkt) will() bool    { return c.flags&0x04 != 0 }
-func (c *connectPkt) willQoS() byte { return c.flags >> 3 & 3 }
-func (c *connectPkt) hasUser() bool { return c.flags&0x80 != 0 }
-func (c *connectPkt) hasPass() bool { return c.flags&0x40 != 0 }
+func (c *connectPkt) clean() bool      { return c.flags&0x02 != 0 }
+func (c *connectPkt) will() bool       { return c.flags&0x04 != 0 }
+func (c *connectPkt) willQoS() byte    { return c.flags >> 3 & 3 }
+func (c *connectPkt) willRetain() bool { return c.flags&0x20 != 0 }
+func (c *connectPkt) hasUser() bool    { return c.flags&0x80 != 0 }
+func (c *connectPkt) hasPass() bool    { return c.flags&0x40 != 0 }
 func (c *connectPkt) supported() bool {
 	return c.name == "MQTT" && (c.level == 4 || c.level == 5) || c.name == "MQIsdp" && c.level == 3
 }
@@ -206,8 +279,8 @@ func decodeConnect(b []byte) (c connectPkt, ok bool) {
 	c.clientID = r.str()
 	if c.will() {
 		if c.level == 5 {
-			var wp props
-			r.props(&wp)
+			c.willProps.keepUser = true
+			r.props(&c.willProps)
 		}
 		c.willTopic = r.str()
 		c.willPayload = r.bin()
@@ -228,6 +301,8 @@ func decodeConnect(b []byte) (c connectPkt, ok bool) {
 	case c.willQoS() == 3: // [MQTT-3.1.2-14]
 		return c, false
 	case c.level < 5 && c.hasPass() && !c.hasUser(): // [MQTT-3.1.2-22]
+		return c, false
+	case c.will() && !validTopic(c.willTopic): // [MQTT-3.1.3-11]
 		return c, false
 	}
 	return c, true
@@ -255,6 +330,7 @@ func decodePublish(first byte, b []byte, v5 bool) (p publishPkt, ok bool) {
 		}
 	}
 	if v5 {
+		p.props.keepUser = true
 		r.props(&p.props)
 	}
 	p.payload = r.rest()
@@ -267,13 +343,13 @@ type filter struct {
 	opts  byte // SUBSCRIBE: QoS in bits 0-1 (and MQTT 5 options above)
 }
 
-// decodeFilters decodes SUBSCRIBE (withOpts) or UNSUBSCRIBE.
-func decodeFilters(b []byte, v5, withOpts bool) (id uint16, fs []filter, ok bool) {
+// decodeFilters decodes SUBSCRIBE (withOpts) or UNSUBSCRIBE; p gets the
+// MQTT 5 properties (the subscription identifier).
+func decodeFilters(b []byte, v5, withOpts bool, p *props) (id uint16, fs []filter, ok bool) {
 	r := reader{b: b}
 	id = r.u16()
 	if v5 {
-		var p props
-		r.props(&p)
+		r.props(p)
 	}
 	for !r.bad && !r.done() {
 		f := filter{topic: r.str()}
@@ -293,12 +369,29 @@ func decodeFilters(b []byte, v5, withOpts bool) (id uint16, fs []filter, ok bool
 	return id, fs, !r.bad && id != 0 && len(fs) > 0
 }
 
-// decodeID decodes the packet identifier of PUBACK, PUBREC, PUBREL or
-// PUBCOMP; MQTT 5 reason codes and properties after it are ignored.
-func decodeID(b []byte) (uint16, bool) {
+// decodeAck decodes PUBACK, PUBREC, PUBREL or PUBCOMP: the packet
+// identifier and the MQTT 5 reason code (0 when absent, MQTT 5 §3.4.2.1);
+// properties after it are ignored.
+func decodeAck(b []byte) (id uint16, rc byte, ok bool) {
 	r := reader{b: b}
-	id := r.u16()
-	return id, !r.bad
+	id = r.u16()
+	if len(b) > 2 {
+		rc = r.byte()
+	}
+	return id, rc, !r.bad && id != 0
+}
+
+// decodeDisconnect decodes an MQTT 5 DISCONNECT: the reason code (0 when
+// absent) and the Session Expiry Interval, if any.
+func decodeDisconnect(b []byte) (rc byte, p props, ok bool) {
+	r := reader{b: b}
+	if len(b) > 0 {
+		rc = r.byte()
+	}
+	if len(b) > 1 {
+		r.props(&p)
+	}
+	return rc, p, !r.bad && r.done()
 }
 
 // validFlags checks the fixed header's flag bits (MQTT 3.1.1 §2.2.2).
@@ -315,3 +408,7 @@ func validFlags(first byte) bool {
 	}
 	return flags == 0
 }
+
+// validTopic reports whether t may be a topic name: not empty, no
+// wildcards (MQTT 3.1.1 §4.7.3, [MQTT-3.3.2-2]).
+func validTopic(t string) bool { return t != "" && !strings.ContainsAny(t, "+#") }

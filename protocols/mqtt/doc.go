@@ -7,29 +7,49 @@
 // checked against Config.MaxPacketSize before anything is buffered), copies
 // each complete packet and decodes it with this package's own small
 // decoder (codec.go; the unit tests encode with mochi-mqtt's packets
-// package and decode the server's answers with it).
+// package and decode the server's answers with it). Storage work (routing
+// commits, retained messages, session records) completes through done
+// callbacks posted back to the session's loop; nothing blocks it.
 //
 // Conventions, RabbitMQ's (DESIGN.md §4): publishes go to Config.Exchange
 // (amq.topic) with the topic as routing key, '/' → '.', '.' → '/', '+' →
 // '*', '#' → '#'. Each session owns one queue, mqtt-subscription-<client
-// id>qos1, exclusive for clean sessions and durable for persistent ones,
-// bound once per subscription. Anonymous clients are guest/guest.
+// id>qos1, bound once per subscription: exclusive for sessions that end
+// with the connection, durable for persistent ones (MQTT 3.1.1 clean
+// session 0: never expires; MQTT 5 Session Expiry Interval > 0: x-expires,
+// so the queue and its messages go that long after the last connection).
+// A shared subscription $share/<group>/<filter> is one durable queue per
+// group and filter (mqtt-shared-<group>/<filter>) that every member
+// consumes, so the router spreads its messages over them; it is deleted
+// with its last member. Anonymous clients are guest/guest. How MQTT 5
+// properties map onto router properties is in props.go.
 //
 // What works: CONNECT/CONNACK (3.1, 3.1.1, 5.0; assigned client ids;
-// refusals 0x01/0x02/0x04/0x05 and 0x84/0x85/0x86/0x87), keepalive at 1.5×,
-// PINGREQ, DISCONNECT, session takeover (5.0: DISCONNECT 0x8E), wills
-// (published when a connection ends without DISCONNECT; no delay),
-// SUBSCRIBE/UNSUBSCRIBE (QoS granted up to 1), inbound QoS 0/1/2 (PUBACK
-// and PUBREC only after the router's commit), outbound QoS 0/1 (QoS 1
-// deliveries are persistent messages under a QoS 1 subscription; window:
-// Config.MaxInflight or the 5.0 Receive Maximum), 5.0 content type.
+// refusals with Reason Strings), keepalive at 1.5× (MQTT 5: capped by
+// Config.MaxKeepAlive, announced as Server Keep Alive), PINGREQ,
+// DISCONNECT (5.0: with a Session Expiry Interval), session takeover (the
+// new connection's CONNACK waits until the old one has closed; 5.0:
+// DISCONNECT 0x8E), QoS 0, 1 and 2 both ways (PUBACK and PUBREC only after
+// the router's commit; outbound QoS is the lower of the publish's and the
+// subscription's; outbound QoS 2 in flight survives reconnects and
+// restarts of persistent sessions), the window (Config.MaxInflight or the
+// 5.0 Receive Maximum); retained messages (retain.go: stored per vhost,
+// sent on subscribe to exact and wildcard filters, bounded by
+// Config.RetainedMaxMessages and RetainedMaxBytes); wills with the 5.0
+// Will Delay Interval and will properties (will.go); 5.0 message expiry
+// while queued with the remainder sent on delivery, topic aliases from the
+// client (up to Config.TopicAliasMax), subscription identifiers, No Local,
+// Retain As Published, Retain Handling, shared subscriptions (also for
+// 3.1.1 clients), user properties in order, payload format, content type,
+// correlation data, response topic, Maximum Packet Size both ways,
+// Request Problem and Response Information.
 //
-// Missing: retained messages (5.0 announces Retain Available 0; 3.1.1
-// retain flags are ignored), outbound QoS 2, session expiry, message
-// expiry, topic aliases, user properties, shared subscriptions,
-// subscription identifiers, No Local, AUTH, will delay.
+// Missing: AUTH (enhanced authentication: CONNECT with an Authentication
+// Method is refused with 0x8C), topic aliases towards the client, the
+// lossless topic mode. Pending delayed wills do not survive a restart. A
+// shared subscription's QoS 2 message whose PUBREC has not come when its
+// member disconnects goes back to the group, like QoS 1 ones.
 //
 // Placeholder answers every CONNECT with CONNACK "server unavailable"
-// (3.1/3.1.1 return code 3, MQTT 5 reason code 0x88) and closes; cmd still
-// uses it until it is rewired to New.
+// (3.1/3.1.1 return code 3, MQTT 5 reason code 0x88) and closes.
 package mqtt

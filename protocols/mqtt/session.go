@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/junction-broker/junction/protocols"
 	"github.com/junction-broker/junction/router"
+	"github.com/junction-broker/junction/storage"
 )
 
 const (
@@ -20,9 +20,16 @@ const (
 	// maxPendingOps bounds acknowledgements waiting for their work
 	// (storage commits); beyond it Feed stops taking packets.
 	maxPendingOps = 1024
-	// consumerTag is the tag of a session's one consumer.
+
+	// consumerTag is the tag of the consumer on a session's own queue;
+	// shared subscriptions consume with sharedTag and the queue's name.
 	consumerTag = "mqtt"
+	sharedTag   = "mqtt-share:"
 )
+
+// maxSubscriptions bounds a session's subscriptions; more are refused
+// (MQTT 5: 0x97 quota exceeded). A variable for tests.
+var maxSubscriptions = 10000
 
 // discErr ends a connection; MQTT 5 clients are told rc in a DISCONNECT.
 type discErr struct {
@@ -50,6 +57,7 @@ type connState uint8
 
 const (
 	stConnect   connState = iota // waiting for CONNECT
+	stWaiting                    // CONNECT read; waiting for the session's previous holder to close
 	stConnected                  // CONNACK sent
 	stClosed                     // nothing more is read or sent
 )
@@ -61,15 +69,17 @@ const (
 	evDone
 	evCancelled
 	evTakeover
+	evResume
 )
 
 // event is a result posted to the loop from router callbacks.
 type event struct {
 	kind evKind
-	d    router.Delivery // evDeliver
-	op   *op             // evDone
-	idx  int             // evDone: the filter of a SUBSCRIBE / UNSUBSCRIBE
-	err  error           // evDone
+	d    router.Delivery  // evDeliver
+	c    *router.Consumer // evCancelled
+	op   *op              // evDone
+	idx  int              // evDone: the filter of a SUBSCRIBE / UNSUBSCRIBE
+	err  error            // evDone
 }
 
 type opKind uint8
@@ -85,13 +95,31 @@ const (
 // op is an acknowledgement to send once its work is done. Acks leave in
 // the order their packets arrived.
 type op struct {
-	kind    opKind
-	id      uint16
-	waiting int   // done callbacks outstanding
-	err     error // publish failure
-	noMatch bool  // publish reached no queue
-	rc      byte  // PUBCOMP reason
-	codes   []byte
+	kind     opKind
+	id       uint16
+	waiting  int   // done callbacks outstanding
+	err      error // publish failure
+	noMatch  bool  // publish reached no queue
+	rc       byte  // PUBCOMP reason; PUBACK/PUBREC refusal (quota)
+	codes    []byte
+	retained []*subscription // SUBACK: subscriptions to send retained messages to, after it
+}
+
+// outMsg is an outbound QoS 1 or 2 PUBLISH awaiting its acknowledgement.
+type outMsg struct {
+	tag      router.DeliveryTag // 0: not a delivery of this connection
+	qos      byte
+	released bool // QoS 2: PUBREC came, PUBREL sent
+	counted  bool // restored released: counted in relPending
+	queue    string
+	seq      storage.SeqNum
+}
+
+// resendKey names a message a persistent session had in flight at QoS 2
+// before it reconnected.
+type resendKey struct {
+	queue string
+	seq   storage.SeqNum
 }
 
 // session is one MQTT connection. Apart from the inbox, everything is
@@ -103,27 +131,49 @@ type session struct {
 	log   *slog.Logger
 	owner router.Owner
 
-	state    connState
-	v5       bool
-	clientID string
-	clean    bool
-	user     *router.User
-	vhost    *router.VHost
-	queue    string
-	ch       *router.Channel
-	consumer *router.Consumer
-	inflight int             // consumer prefetch
-	cliMax   uint32          // the client's Maximum Packet Size (MQTT 5), 0: none
-	will     *router.Message // published if the connection ends without DISCONNECT
+	state       connState
+	v5          bool
+	clientID    string
+	registered  bool // in the adapter's session maps
+	holding     bool // CONNACK sent: the session state is this connection's
+	closed      bool
+	user        *router.User
+	vhost       *router.VHost
+	queue       string
+	ch          *router.Channel
+	consumer    *router.Consumer
+	window      int    // Receive Maximum towards the client
+	cliMax      uint32 // the client's Maximum Packet Size (MQTT 5), 0: none
+	problemInfo bool   // MQTT 5 Request Problem Information
+	pk          *connectPkt
+	will        *willMsg // published if the connection ends without DISCONNECT
 
-	subs    map[string]byte               // filter → granted QoS
-	pids    map[uint16]router.DeliveryTag // outbound QoS 1 packet ids
-	lastPID uint16
-	qos2    map[uint16]bool // inbound QoS 2 ids between PUBLISH and PUBREL
-	ops     []*op
-	blocked bool // Feed stopped taking packets: too many pending ops
+	st         *sessState
+	persistent bool   // the session outlives the connection
+	stored     bool   // st is in the adapter's states (and maybe the store)
+	expiry     uint32 // Session Expiry Interval in effect
+	reqExpiry  uint32 // as the CONNECT asked
+	plain      []*subscription
+	sharedQ    map[string]*subscription // shared subscriptions by queue
+	sharedCons map[string]*router.Consumer
+	noLocal    int // subscriptions with No Local
+	hdrCache   [3][2]router.Table
+
+	aliases []string // inbound topic aliases, [1, TopicAliasMax]
+
+	pids       map[uint16]outMsg // outbound QoS 1 and 2 packet ids
+	resend     map[resendKey]uint16
+	relPending int // restored released QoS 2 ids: window the router does not see
+	lastPID    uint16
+	qos2       map[uint16]bool // inbound QoS 2 ids between PUBLISH and PUBREL
+	ops        []*op
+	blocked    bool // Feed stopped taking packets: too many pending ops
+	warned     bool // retained quota warning logged
 
 	out, prev []byte
+	pbuf      []byte // PUBLISH properties scratch
+	ids       []int  // subscription identifiers scratch
+	rscratch  []*retainedMsg
 
 	keepalive time.Duration
 	tick0     time.Time
@@ -139,13 +189,14 @@ type session struct {
 
 func newSession(a *Adapter, c protocols.Conn) *session {
 	s := &session{
-		a:    a,
-		cfg:  &a.cfg,
-		conn: c,
-		subs: make(map[string]byte),
-		pids: make(map[uint16]router.DeliveryTag),
-		qos2: make(map[uint16]bool),
-		log:  a.cfg.Log,
+		a:          a,
+		cfg:        &a.cfg,
+		conn:       c,
+		pids:       make(map[uint16]outMsg),
+		qos2:       make(map[uint16]bool),
+		sharedQ:    make(map[string]*subscription),
+		sharedCons: make(map[string]*router.Consumer),
+		log:        a.cfg.Log,
 	}
 	if c != nil {
 		s.owner = router.Owner(c.ID())
@@ -173,15 +224,19 @@ func (s *session) post(e event) {
 // Deliver implements router.Handler.
 func (s *session) Deliver(d router.Delivery) { s.post(event{kind: evDeliver, d: d}) }
 
-// Cancelled implements router.Handler: the session's queue was deleted.
-func (s *session) Cancelled(*router.Consumer) { s.post(event{kind: evCancelled}) }
+// Cancelled implements router.Handler: a queue the session consumes was
+// deleted.
+func (s *session) Cancelled(c *router.Consumer) { s.post(event{kind: evCancelled, c: c}) }
 
 // Feed implements protocols.Session.
 func (s *session) Feed(in []byte) (int, error) {
 	n := 0
 	for n < len(in) {
-		if s.state == stClosed {
+		switch s.state {
+		case stClosed:
 			return len(in), nil
+		case stWaiting:
+			return n, nil // read on once the session is ours
 		}
 		if len(s.ops) >= maxPendingOps {
 			s.process()
@@ -237,38 +292,40 @@ func (s *session) packet(first byte, body []byte) error {
 			return malformed("PUBLISH")
 		}
 		return s.publish(&p)
-	case tPuback:
-		id, ok := decodeID(body)
+	case tPuback, tPubrec, tPubcomp:
+		id, rc, ok := decodeAck(body)
 		if !ok {
-			return malformed("PUBACK")
+			return malformed("acknowledgement")
 		}
-		if tag, ok := s.pids[id]; ok {
-			delete(s.pids, id)
-			if s.ch != nil {
-				_ = s.ch.Ack(tag, false)
-			}
+		switch typ {
+		case tPuback:
+			s.puback(id)
+		case tPubrec:
+			s.pubrec(id, rc)
+		default:
+			s.pubcomp(id)
 		}
 	case tPubrel:
-		id, ok := decodeID(body)
+		id, _, ok := decodeAck(body)
 		if !ok {
 			return malformed("PUBREL")
 		}
 		o := &op{kind: opPubcomp, id: id}
 		if !s.qos2[id] {
-			o.rc = 0x92 // packet identifier not found (MQTT 5 only)
+			o.rc = rcPacketIDNotFound // MQTT 5 only
 		}
 		delete(s.qos2, id)
 		s.ops = append(s.ops, o)
-	case tPubrec, tPubcomp:
-		// The server sends no QoS 2 messages: nothing to settle.
 	case tSubscribe:
-		id, fs, ok := decodeFilters(body, s.v5, true)
+		var p props
+		id, fs, ok := decodeFilters(body, s.v5, true, &p)
 		if !ok {
 			return malformed("SUBSCRIBE")
 		}
-		s.subscribe(id, fs)
+		return s.subscribe(id, fs, &p)
 	case tUnsubscribe:
-		id, fs, ok := decodeFilters(body, s.v5, false)
+		var p props
+		id, fs, ok := decodeFilters(body, s.v5, false, &p)
 		if !ok {
 			return malformed("UNSUBSCRIBE")
 		}
@@ -276,16 +333,40 @@ func (s *session) packet(first byte, body []byte) error {
 	case tPingreq:
 		s.out = append(s.out, tPingresp<<4, 0)
 	case tDisconnect:
-		if !s.v5 || len(body) == 0 || body[0] != 0x04 { // 0x04: disconnect with will message
-			s.will = nil
-		}
-		s.state = stClosed
-		s.conn.Close(nil)
+		return s.disconnect(body)
 	case tConnect:
 		return protoErr("second CONNECT")
 	default:
 		return protoErr("unexpected packet type")
 	}
+	return nil
+}
+
+func (s *session) disconnect(body []byte) error {
+	rc := byte(0)
+	if s.v5 {
+		var p props
+		var ok bool
+		if rc, p, ok = decodeDisconnect(body); !ok {
+			return malformed("DISCONNECT")
+		}
+		if p.hasSessionExpiry {
+			switch {
+			case s.reqExpiry == 0 && p.sessionExpiry != 0:
+				return protoErr("session expiry set on DISCONNECT after 0 on CONNECT") // [MQTT-3.14.2-2]
+			case p.sessionExpiry == 0:
+				s.persistent = false // the session ends with this connection
+			case p.sessionExpiry != s.expiry:
+				// The queue's x-expires was fixed when it was declared.
+				s.log.Debug("session expiry change on DISCONNECT ignored", "asked", p.sessionExpiry, "kept", s.expiry)
+			}
+		}
+	}
+	if rc != 0x04 { // 0x04: disconnect with will message
+		s.will = nil
+	}
+	s.state = stClosed
+	s.conn.Close(nil)
 	return nil
 }
 
@@ -307,11 +388,15 @@ func (s *session) connack(v5 bool, sp bool, rc byte, props []byte) {
 }
 
 // refuse answers CONNECT with return code rc3 (3.1/3.1.1) or reason rc5
-// (5.0) and ends the connection.
+// (5.0, with why as Reason String) and ends the connection.
 func (s *session) refuse(v5 bool, rc3, rc5 byte, why string) error {
 	s.log.Warn("connection refused", "reason", why)
 	if v5 {
-		s.connack(true, false, rc5, nil)
+		var props []byte
+		if len(why) <= 1024 {
+			props = appendPropStr(nil, 0x1F, why)
+		}
+		s.connack(true, false, rc5, props)
 	} else {
 		s.connack(false, false, rc3, nil)
 	}
@@ -332,19 +417,13 @@ func (s *session) connect(body []byte) error {
 		}
 		return errRefused
 	}
-	if pk.will() && pk.willQoS() > 1 && v5 {
-		return s.refuse(true, 0, rcQoSNotSupported, "will QoS 2")
+	if v5 && pk.props.authMethod {
+		return s.refuse(true, 0, rcBadAuthMethod, "enhanced authentication is not supported")
 	}
 	cid := pk.clientID
-	clean := pk.clean()
-	assigned := ""
 	if cid == "" {
-		if v == 3 || (!v5 && !clean) {
+		if v == 3 || (!v5 && !pk.clean()) {
 			return s.refuse(v5, 0x02, rcBadClientID, "empty client id")
-		}
-		cid, assigned, clean = genClientID(), "", true
-		if v5 {
-			assigned = cid
 		}
 	}
 	user, pass := "guest", "guest" // RabbitMQ's default for anonymous clients
@@ -359,62 +438,197 @@ func (s *session) connect(body []byte) error {
 	if vh == nil || !u.CanAccess(s.cfg.VHost) {
 		return s.refuse(v5, 0x05, rcNotAuthorized, "no access to vhost "+s.cfg.VHost)
 	}
-	s.v5, s.clientID, s.clean, s.user, s.vhost = v5, cid, clean, u, vh
-	if old := s.a.register(cid, s); old != nil {
-		// Session takeover (MQTT 3.1.1 §3.1.4): the old connection is
-		// closed, and its exclusive queue goes now so this one can have it.
-		s.log.Info("session taken over", "client", cid, "old_conn", uint64(old.owner))
-		old.post(event{kind: evTakeover})
-		vh.OwnerGone(old.owner)
+	if cid == "" {
+		cid = genClientID()
 	}
+	s.v5, s.clientID, s.user, s.vhost, s.pk = v5, cid, u, vh, &pk
+	prev, wait := s.a.register(cid, s)
+	s.registered = true
+	if prev != nil {
+		// Session takeover (MQTT 3.1.1 §3.1.4, 5.0 §3.1.4): the old
+		// connection is closed; this one goes on once it has released the
+		// session.
+		s.log.Info("session taken over", "client", cid, "old_conn", uint64(prev.owner))
+		prev.post(event{kind: evTakeover})
+	}
+	if wait {
+		s.state = stWaiting
+		return nil
+	}
+	return s.resume()
+}
+
+// resume finishes the CONNECT once the session is this connection's: it
+// sets up the session queue and state and sends the CONNACK.
+func (s *session) resume() error {
+	pk := s.pk
+	s.pk = nil
+	cid, vh, v5 := s.clientID, s.vhost, s.v5
+	s.a.cancelWill(cid) // MQTT 5 §3.1.3.2.2: a delayed will waits no more
 	if pk.will() {
-		w := &router.Message{RoutingKey: topicToKey(pk.willTopic), Body: pk.willPayload}
-		w.Properties.Flags = router.HasDeliveryMode
-		w.Properties.DeliveryMode = router.Transient
-		if pk.willQoS() > 0 {
-			w.Properties.DeliveryMode = router.Persistent
+		w := &willMsg{topic: pk.willTopic, qos: pk.willQoS(), retain: pk.willRetain(), app: pk.willProps.app, payload: pk.willPayload}
+		if v5 {
+			w.delay = pk.willProps.willDelay
 		}
 		s.will = w
 	}
 	s.keepalive = time.Duration(pk.keepalive) * time.Second
-	s.inflight = s.cfg.MaxInflight
+	var props []byte
+	if v5 && s.cfg.MaxKeepAlive > 0 && (s.keepalive == 0 || s.keepalive > s.cfg.MaxKeepAlive) {
+		s.keepalive = max(s.cfg.MaxKeepAlive.Truncate(time.Second), time.Second)
+		ka := uint16(min(s.keepalive/time.Second, 65535))
+		props = append(props, 0x13, byte(ka>>8), byte(ka))
+	}
+	s.window = s.cfg.MaxInflight
+	s.problemInfo = true
 	if v5 {
-		if rm := int(pk.props.receiveMax); rm > 0 && rm < s.inflight {
-			s.inflight = rm
+		if rm := int(pk.props.receiveMax); rm > 0 && rm < s.window {
+			s.window = rm
 		}
 		s.cliMax = pk.props.maxPacket
+		s.problemInfo = !pk.props.hasReqProblem || pk.props.reqProblem == 1
 	}
-	s.queue = "mqtt-subscription-" + cid + "qos1"
+
+	// Session lifetime: MQTT 3.1.1 clean session 0 never expires; MQTT 5
+	// lives Session Expiry Interval seconds after the connection ends.
+	cleanStart := pk.clean()
+	if v5 {
+		s.reqExpiry = pk.props.sessionExpiry
+		s.expiry = s.reqExpiry
+		if s.expiry != expiryNever && s.expiry > maxSessionExpiry {
+			s.expiry = maxSessionExpiry
+		}
+	} else if !cleanStart {
+		s.reqExpiry, s.expiry = expiryNever, expiryNever
+	}
+	s.persistent = s.expiry > 0
+	s.queue = sessionQueue(cid)
 	s.ch = vh.NewChannel(s.owner, s)
-	present := false
-	if q := vh.Queue(s.queue); q != nil {
-		if clean {
+	q := vh.Queue(s.queue)
+	st := s.a.takeState(cid)
+	if cleanStart || q == nil || q.Exclusive {
+		if q != nil {
 			if _, err := vh.DeleteQueue(s.queue, false, false, s.owner, nil); err != nil {
 				return s.refuse(v5, 0x02, rcBadClientID, "client id in use: "+err.Error())
 			}
-		} else if err := s.ensureQueue(); err != nil {
-			return s.refuse(v5, 0x03, rcImplementation, err.Error())
-		} else {
-			present = true
+			q = nil
+		}
+		if st != nil {
+			s.a.discardState(vh, cid, st, true)
+			st = nil
 		}
 	}
-	var props []byte
+	present := q != nil
+	if present && s.persistent {
+		// x-expires was fixed when the queue was declared: that is the
+		// session's expiry, and an MQTT 5 client is told if it differs.
+		actual := uint32(expiryNever)
+		if x, ok := q.Args.Get("x-expires"); ok {
+			n, _ := router.Int(x)
+			actual = uint32(n / 1000)
+		}
+		s.expiry = actual
+	}
+	if v5 && s.expiry != s.reqExpiry {
+		props = append(props, 0x11, byte(s.expiry>>24), byte(s.expiry>>16), byte(s.expiry>>8), byte(s.expiry))
+	}
+	s.stored = st != nil
+	if st == nil {
+		st = newState()
+		st.expiry = s.expiry
+	}
+	s.st = st
+	if s.persistent && !s.stored {
+		s.a.keepState(cid, st)
+		s.stored = true
+	}
+	if s.persistent || present {
+		if err := s.ensureQueue(); err != nil {
+			return s.refuse(v5, 0x03, rcImplementation, err.Error())
+		}
+	}
+	if present && len(st.subs) == 0 {
+		s.adoptBindings()
+	}
+	s.restore()
+	s.ch.SetPrefetch(max(1, s.window-s.relPending))
+
 	if v5 {
-		if assigned != "" {
-			props = appendString(append(props, 0x12), assigned)
+		if cid != pk.clientID {
+			props = appendPropStr(props, 0x12, cid) // assigned client identifier
+		}
+		if pk.props.reqResponse == 1 {
+			props = appendPropStr(props, 0x1A, "response/"+cid) // Response Information
 		}
 		mps := uint32(s.cfg.MaxPacketSize)
 		props = append(props,
-			0x25, 0, // retain available: no
+			0x25, 1, // retain available
 			0x27, byte(mps>>24), byte(mps>>16), byte(mps>>8), byte(mps), // maximum packet size
-			0x29, 0, // subscription identifiers: no
-			0x2A, 0, // shared subscriptions: no
+			0x29, 1, // subscription identifiers available
+			0x2A, 1, // shared subscriptions available
 		)
+		if tam := s.cfg.TopicAliasMax; tam > 0 {
+			props = append(props, 0x22, byte(tam>>8), byte(tam))
+		}
 	}
 	s.connack(v5, present, 0, props)
+	for pid, e := range s.pids {
+		if e.released {
+			s.out = appendAck(s.out, tPubrel<<4|2, pid, false, 0)
+		}
+	}
 	s.state = stConnected
-	s.log.Debug("connection opened", "client", cid, "user", u.Name, "clean", clean, "version", v)
+	s.holding = true
+	s.log.Debug("connection opened", "client", cid, "user", s.user.Name, "clean", cleanStart, "version", pk.level, "expiry", s.expiry)
 	return nil
+}
+
+// restore takes up the session's subscriptions and outbound QoS 2
+// messages from its previous connection.
+func (s *session) restore() {
+	s.rebuildSubs()
+	for _, sb := range s.st.subs {
+		if sb.group != "" {
+			if err := s.consumeShared(sb, nil, 0); err != nil {
+				s.log.Warn("cannot resume shared subscription", "filter", sb.filter, "err", err)
+			}
+		}
+	}
+	for pid, rec := range s.st.out2 {
+		e := outMsg{qos: 2, released: rec.released, counted: rec.released, queue: rec.queue, seq: rec.seq}
+		s.pids[pid] = e
+		if rec.released {
+			s.relPending++
+			continue
+		}
+		if s.resend == nil {
+			s.resend = make(map[resendKey]uint16)
+		}
+		s.resend[resendKey{rec.queue, rec.seq}] = pid
+	}
+}
+
+// adoptBindings makes subscriptions of the session queue's bindings on the
+// MQTT exchange: a session kept by a broker that did not record
+// subscriptions (or whose record was lost) goes on receiving what it is
+// bound to, at QoS 1, the most that broker granted.
+func (s *session) adoptBindings() {
+	x := s.vhost.Exchange(s.cfg.Exchange)
+	if x == nil {
+		return
+	}
+	for _, b := range x.Bindings() {
+		if b.Queue == nil || b.Queue.Name != s.queue {
+			continue
+		}
+		f := keyToFilter(b.Key)
+		if sb, ok := newSubscription(f, 1, 0); ok && sb.group == "" {
+			s.st.subs[f] = sb
+		}
+	}
+	if len(s.st.subs) > 0 {
+		s.log.Info("subscriptions taken from the session queue's bindings", "client", s.clientID, "count", len(s.st.subs))
+	}
 }
 
 func genClientID() string {
@@ -435,17 +649,23 @@ func (s *session) loopback() bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// ensureQueue declares the session's queue (exclusive for clean sessions,
-// durable otherwise) and consumes it.
+// ensureQueue declares the session's queue (exclusive for sessions that
+// end with the connection, durable with x-expires for the others) unless
+// it exists, and consumes it.
 func (s *session) ensureQueue() error {
 	if s.consumer != nil {
 		return nil
 	}
-	o := router.QueueOptions{Exclusive: s.clean, Durable: !s.clean}
-	if _, err := s.vhost.DeclareQueue(s.queue, o, false, s.owner, nil); err != nil {
-		return err
+	if s.vhost.Queue(s.queue) == nil {
+		o := router.QueueOptions{Exclusive: !s.persistent, Durable: s.persistent}
+		if s.persistent && s.expiry != expiryNever {
+			o.Args = router.Table{{Key: "x-expires", Value: int64(s.expiry) * 1000}}
+		}
+		if _, err := s.vhost.DeclareQueue(s.queue, o, false, s.owner, nil); err != nil {
+			return err
+		}
 	}
-	c, err := s.ch.Consume(s.queue, consumerTag, router.ConsumeOptions{Prefetch: s.inflight})
+	c, err := s.ch.Consume(s.queue, consumerTag, router.ConsumeOptions{})
 	if err != nil {
 		return err
 	}
@@ -453,121 +673,114 @@ func (s *session) ensureQueue() error {
 	return nil
 }
 
+// message builds the router message of an inbound publish. Messages
+// without headers of their own share one of the session's prebuilt
+// header tables, so a publish allocates nothing for them.
+func (s *session) message(topic string, qos byte, retain bool, ap *appProps, body []byte) *router.Message {
+	cid := ""
+	if s.noLocal > 0 {
+		cid = s.clientID
+	}
+	var h router.Table
+	if plainApp(ap) {
+		r := 0
+		if retain {
+			r = 1
+		}
+		if h = s.hdrCache[qos][r]; h == nil {
+			h = buildHeaders(qos, retain, cid, ap)
+			s.hdrCache[qos][r] = h
+		}
+	} else {
+		h = buildHeaders(qos, retain, cid, ap)
+	}
+	return newMessage(topic, qos, ap, body, h)
+}
+
 func (s *session) publish(pk *publishPkt) error {
+	topic := pk.topic
+	if pk.props.hasTopicAlias {
+		a := int(pk.props.topicAlias)
+		if a == 0 || a > s.cfg.TopicAliasMax {
+			return &discErr{rcTopicAliasInvalid, "topic alias invalid"}
+		}
+		if s.aliases == nil {
+			s.aliases = make([]string, s.cfg.TopicAliasMax+1)
+		}
+		if topic == "" {
+			if topic = s.aliases[a]; topic == "" {
+				return protoErr("unknown topic alias")
+			}
+		} else if validTopic(topic) {
+			s.aliases[a] = topic
+		}
+	}
 	switch {
-	case pk.topic == "" || strings.ContainsAny(pk.topic, "+#"):
+	case !validTopic(topic):
 		return &discErr{rcTopicNameInvalid, "invalid topic name"}
-	case pk.props.hasTopicAlias:
-		return &discErr{0x94, "topic alias invalid"} // Topic Alias Maximum is 0
-	case pk.props.subID:
+	case pk.props.hasSubID:
 		return protoErr("subscription identifier in PUBLISH")
-	case pk.retain && s.v5:
-		return &discErr{rcRetainNotSupported, "retain not supported"}
 	}
 	qos := pk.qos
-	m := &router.Message{RoutingKey: topicToKey(pk.topic), Body: pk.payload}
-	m.Properties.Flags = router.HasDeliveryMode
-	m.Properties.DeliveryMode = router.Transient
+	var o *op
 	if qos > 0 {
-		m.Properties.DeliveryMode = router.Persistent
+		o = &op{kind: opPuback, id: pk.id}
+		if qos == 2 {
+			o.kind = opPubrec
+			if s.qos2[pk.id] {
+				// A resent PUBLISH whose PUBREL has not come yet: the message
+				// is already routed; acknowledge again without publishing.
+				s.ops = append(s.ops, o)
+				return nil
+			}
+			s.qos2[pk.id] = true
+		}
+		s.ops = append(s.ops, o)
 	}
-	if s.v5 && pk.props.contentType != "" {
-		m.Properties.Flags |= router.HasContentType
-		m.Properties.ContentType = pk.props.contentType
+	retain := pk.retain
+	if retain {
+		rm := &retainedMsg{topic: topic, qos: qos, app: pk.props.app, payload: pk.payload}
+		rm.app.hasExpiry = false
+		if ap := &pk.props.app; ap.hasExpiry && ap.expiry > 0 {
+			rm.expiresAt = s.cfg.Now().UnixNano() + min(int64(ap.expiry)*1000, maxExpiryMs)*1e6
+		}
+		var done func(error)
+		if o != nil {
+			o.waiting++
+			done = func(err error) { s.post(event{kind: evDone, op: o, err: err}) }
+		}
+		if err := s.a.retained.set(rm, qos > 0, done); err != nil {
+			if o != nil {
+				o.waiting--
+			}
+			if s.v5 && o != nil {
+				o.rc = rcQuotaExceeded // refused: not routed either
+				return nil
+			}
+			if !s.warned {
+				s.warned = true
+				s.log.Warn("retained message not kept", "topic", topic, "err", err)
+			}
+		}
 	}
-	if qos == 0 {
+	m := s.message(topic, qos, retain, &pk.props.app, pk.payload)
+	if o == nil {
 		if _, err := s.vhost.Publish(s.cfg.Exchange, m, nil); err != nil {
 			s.log.Warn("publish failed", "err", err)
 		}
 		return nil
 	}
-	o := &op{kind: opPuback, id: pk.id, waiting: 1}
-	if qos == 2 {
-		o.kind = opPubrec
-		if s.qos2[pk.id] {
-			// A resent PUBLISH whose PUBREL has not come yet: the message
-			// is already routed; acknowledge again without publishing.
-			o.waiting = 0
-			s.ops = append(s.ops, o)
-			return nil
-		}
-		s.qos2[pk.id] = true
-	}
-	s.ops = append(s.ops, o)
+	o.waiting++
 	routed, err := s.vhost.Publish(s.cfg.Exchange, m, func(err error) {
 		s.post(event{kind: evDone, op: o, err: err})
 	})
 	if err != nil {
-		o.waiting, o.err = 0, err
+		o.waiting--
+		o.err = err
 	} else {
 		o.noMatch = !routed
 	}
 	return nil
-}
-
-func (s *session) subscribe(id uint16, fs []filter) {
-	o := &op{kind: opSuback, id: id, codes: make([]byte, len(fs))}
-	qerr := s.ensureQueue()
-	if qerr != nil {
-		s.log.Warn("cannot declare the session queue", "queue", s.queue, "err", qerr)
-	}
-	for i, f := range fs {
-		filter := f.topic
-		switch {
-		case qerr != nil:
-			o.codes[i] = rcUnspecified
-			continue
-		case strings.HasPrefix(filter, "$share/"):
-			o.codes[i] = rcUnspecified
-			if s.v5 {
-				o.codes[i] = 0x9E // shared subscriptions not supported
-			}
-			continue
-		case !validFilter(filter):
-			o.codes[i] = rcUnspecified
-			if s.v5 {
-				o.codes[i] = rcTopicFilterInvalid
-			}
-			continue
-		}
-		g := min(f.opts&3, 1)
-		o.codes[i] = g
-		o.waiting++
-		idx := i
-		err := s.vhost.BindQueue(s.queue, s.cfg.Exchange, topicToKey(filter), nil, s.owner, func(err error) {
-			s.post(event{kind: evDone, op: o, idx: idx, err: err})
-		})
-		if err != nil {
-			s.log.Warn("bind failed", "filter", filter, "err", err)
-			o.waiting--
-			o.codes[i] = rcUnspecified
-			continue
-		}
-		s.subs[filter] = g
-	}
-	s.ops = append(s.ops, o)
-}
-
-func (s *session) unsubscribe(id uint16, fs []filter) {
-	o := &op{kind: opUnsuback, id: id, codes: make([]byte, len(fs))}
-	for i, f := range fs {
-		filter := f.topic
-		if _, ok := s.subs[filter]; !ok || s.consumer == nil {
-			o.codes[i] = rcNoSubExisted
-			continue
-		}
-		delete(s.subs, filter)
-		o.waiting++
-		idx := i
-		err := s.vhost.UnbindQueue(s.queue, s.cfg.Exchange, topicToKey(filter), nil, s.owner, func(err error) {
-			s.post(event{kind: evDone, op: o, idx: idx, err: err})
-		})
-		if err != nil {
-			o.waiting--
-			o.codes[i] = rcUnspecified
-		}
-	}
-	s.ops = append(s.ops, o)
 }
 
 // Output implements protocols.Session.
@@ -593,14 +806,29 @@ func (s *session) process() {
 		case evDeliver:
 			s.deliver(&e.d)
 		case evCancelled:
-			s.consumer = nil
+			if e.c == s.consumer {
+				s.consumer = nil
+			}
+			for q, c := range s.sharedCons {
+				if c == e.c {
+					delete(s.sharedCons, q)
+				}
+			}
 		case evTakeover:
-			if s.state == stConnected {
-				if s.v5 {
-					s.out = appendDisconnect(s.out, rcSessionTakenOver)
+			if s.state == stConnected || s.state == stWaiting {
+				if s.v5 && s.state == stConnected {
+					s.out = appendDisconnect(s.out, rcSessionTakenOver, "", s.cliMax)
 				}
 				s.state = stClosed
 				s.conn.Close(errTakenOver)
+			}
+		case evResume:
+			if s.state == stWaiting {
+				if err := s.resume(); err != nil {
+					s.state = stClosed
+					s.conn.Close(err)
+				}
+				s.conn.Wake() // read what the client sent meanwhile
 			}
 		case evDone:
 			o := e.op
@@ -610,7 +838,13 @@ func (s *session) process() {
 				case opPuback, opPubrec:
 					o.err = e.err
 				case opSuback, opUnsuback:
-					o.codes[e.idx] = rcUnspecified
+					if e.idx < 0 {
+						for i := range o.codes {
+							o.codes[i] = rcUnspecified
+						}
+					} else {
+						o.codes[e.idx] = rcUnspecified
+					}
 				}
 			}
 		}
@@ -626,8 +860,9 @@ func (s *session) flushOps() {
 		s.ops = s.ops[1:]
 		switch o.kind {
 		case opPuback, opPubrec:
-			rc := byte(rcSuccess)
-			if o.err != nil {
+			rc, reason := o.rc, ""
+			switch {
+			case o.err != nil:
 				s.log.Warn("publish failed", "id", o.id, "err", o.err)
 				if !s.v5 {
 					// MQTT 3.1.1 has no negative acknowledgement.
@@ -635,8 +870,10 @@ func (s *session) flushOps() {
 					s.conn.Close(errPublishV3)
 					return
 				}
-				rc = rcUnspecified
-			} else if o.noMatch && s.v5 {
+				rc, reason = rcUnspecified, "message not stored"
+			case rc == rcQuotaExceeded:
+				reason = "retained message store full"
+			case o.noMatch && s.v5:
 				rc = rcNoMatchingSubs
 			}
 			first := byte(tPuback << 4)
@@ -646,7 +883,11 @@ func (s *session) flushOps() {
 					delete(s.qos2, o.id)
 				}
 			}
-			s.out = appendAck(s.out, first, o.id, s.v5, rc)
+			if s.v5 && s.problemInfo && reason != "" {
+				s.out = appendAckReason(s.out, first, o.id, rc, reason, s.cliMax)
+			} else {
+				s.out = appendAck(s.out, first, o.id, s.v5, rc)
+			}
 		case opPubcomp:
 			s.out = appendAck(s.out, tPubcomp<<4, o.id, s.v5, o.rc)
 		case opSuback, opUnsuback:
@@ -669,93 +910,15 @@ func (s *session) flushOps() {
 				s.out = append(s.out, 0)
 			}
 			s.out = append(s.out, o.codes...)
+			for i, sb := range o.retained {
+				s.sendRetained(sb)
+				o.retained[i] = nil
+			}
 		}
 	}
 	if s.blocked && len(s.ops) < maxPendingOps {
 		s.blocked = false
 		s.conn.Wake() // have the transport offer the held-back input again
-	}
-}
-
-// grant is the highest QoS granted to a subscription matching topic.
-func (s *session) grant(topic string) (byte, bool) {
-	g, ok := byte(0), false
-	for f, q := range s.subs {
-		if matchFilter(f, topic) {
-			ok = true
-			g = max(g, q)
-		}
-	}
-	return g, ok
-}
-
-// deliver encodes a PUBLISH for d. QoS 0 deliveries are settled at once,
-// QoS 1 ones when the client's PUBACK comes.
-func (s *session) deliver(d *router.Delivery) {
-	if s.state != stConnected || s.ch == nil {
-		return // Closed requeues it
-	}
-	m := d.Message
-	topic := keyToTopic(m.RoutingKey)
-	qos := byte(0)
-	if m.Persistent() {
-		qos = 1
-	}
-	if g, ok := s.grant(topic); ok && g < qos {
-		qos = g
-	}
-	var props []byte
-	if s.v5 && m.Properties.Flags&router.HasContentType != 0 {
-		props = appendString([]byte{0x03}, m.Properties.ContentType)
-	}
-	rem := 2 + len(topic) + len(m.Body)
-	if qos > 0 {
-		rem += 2
-	}
-	if s.v5 {
-		rem += varintLen(len(props)) + len(props)
-	}
-	if s.cliMax > 0 && uint64(1+varintLen(rem)+rem) > uint64(s.cliMax) {
-		// MQTT 5 §3.1.2.11.4: a packet larger than the client's maximum
-		// is discarded as if sent.
-		if d.Tag != 0 {
-			_ = s.ch.Ack(d.Tag, false)
-		}
-		return
-	}
-	first := byte(tPublish<<4) | qos<<1
-	var pid uint16
-	if qos > 0 {
-		if d.Redelivered {
-			first |= 0x08
-		}
-		pid = s.nextPID()
-		s.pids[pid] = d.Tag
-	} else if d.Tag != 0 {
-		_ = s.ch.Ack(d.Tag, false)
-	}
-	s.out = append(s.out, first)
-	s.out = appendVarint(s.out, rem)
-	s.out = appendString(s.out, topic)
-	if qos > 0 {
-		s.out = append(s.out, byte(pid>>8), byte(pid))
-	}
-	if s.v5 {
-		s.out = appendVarint(s.out, len(props))
-		s.out = append(s.out, props...)
-	}
-	s.out = append(s.out, m.Body...)
-}
-
-func (s *session) nextPID() uint16 {
-	for {
-		s.lastPID++
-		if s.lastPID == 0 {
-			s.lastPID = 1
-		}
-		if _, used := s.pids[s.lastPID]; !used {
-			return s.lastPID
-		}
 	}
 }
 
@@ -766,7 +929,7 @@ func (s *session) Tick(now time.Time) error {
 		s.tick0 = now
 	}
 	switch s.state {
-	case stConnect:
+	case stConnect, stWaiting:
 		if now.Sub(s.tick0) > connectTimeout {
 			return errConnectTimeout
 		}
@@ -793,10 +956,11 @@ func (s *session) Fail(err error) []byte {
 	}
 	s.state = stClosed
 	rc := byte(rcUnspecified)
+	reason := ""
 	var de *discErr
 	switch {
 	case errors.As(err, &de):
-		rc = de.rc
+		rc, reason = de.rc, de.text
 	case errors.Is(err, protocols.ErrShutdown):
 		rc = rcServerShutdown
 	case errors.Is(err, protocols.ErrInboundLimit):
@@ -804,30 +968,66 @@ func (s *session) Fail(err error) []byte {
 	case errors.Is(err, protocols.ErrInternal):
 		rc = rcImplementation
 	}
-	return appendDisconnect(nil, rc)
+	return appendDisconnect(nil, rc, reason, s.cliMax)
 }
 
 // Closed implements protocols.Session: unacknowledged deliveries go back
-// to the queue, and a clean session's queue is deleted.
+// to their queues, the will is published (or scheduled), and a session
+// that ends with the connection is deleted. A taken-over session passes
+// the state on to its successor last.
 func (s *session) Closed(err error) {
+	if s.closed {
+		return
+	}
+	s.closed = true
 	s.mu.Lock()
 	s.dead = true
 	s.inbox = nil
 	s.mu.Unlock()
 	s.work = nil
 	s.state = stClosed
+	if s.holding {
+		// A released QoS 2 message is the client's: only its PUBREL is
+		// left to do, so it leaves its queue instead of being requeued.
+		for _, e := range s.pids {
+			if e.released && e.tag != 0 {
+				_ = s.ch.Ack(e.tag, false)
+			}
+		}
+	}
 	if s.ch != nil {
 		s.ch.Close()
 	}
-	if s.vhost != nil {
-		if s.will != nil {
-			if _, err := s.vhost.Publish(s.cfg.Exchange, s.will, nil); err != nil {
-				s.log.Warn("will not published", "err", err)
-			}
+	if s.holding {
+		s.holding = false
+		if w := s.will; w != nil {
 			s.will = nil
+			delay := time.Duration(0)
+			if s.persistent {
+				// MQTT 5 §3.1.3.2.2: at the delay or when the session
+				// ends, whichever comes first.
+				delay = time.Duration(min(w.delay, s.expiry)) * time.Second
+			}
+			if delay > 0 {
+				s.a.scheduleWill(s.vhost, s.clientID, w, delay)
+			} else {
+				s.a.publishWill(s.vhost, s.clientID, w)
+			}
 		}
+		if !s.persistent {
+			if q := s.vhost.Queue(s.queue); q != nil && !q.Exclusive {
+				_, _ = s.vhost.DeleteQueue(s.queue, false, false, s.owner, nil)
+			}
+			s.a.discardState(s.vhost, s.clientID, s.st, s.stored)
+		}
+	}
+	if s.vhost != nil {
 		s.vhost.OwnerGone(s.owner)
-		s.a.unregister(s.clientID, s)
+	}
+	if s.registered {
+		if next := s.a.release(s.clientID, s); next != nil {
+			next.post(event{kind: evResume})
+		}
 	}
 	s.log.Debug("connection closed", "client", s.clientID, "err", err)
 }

@@ -23,7 +23,21 @@ func FuzzSession(f *testing.F) {
 		f.Add(v, h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tPubrel, Qos: 1}, PacketID: 3}))
 		f.Add(v, h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tUnsubscribe, Qos: 1}, PacketID: 4, Filters: packets.Subscriptions{{Filter: "#"}}}))
 		f.Add(v, h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tDisconnect}}))
+		f.Add(v, h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tPublish, Qos: 1, Retain: true}, TopicName: "r/t", PacketID: 5, Payload: []byte("kept")}))
+		f.Add(v, h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tSubscribe, Qos: 1}, PacketID: 6,
+			Filters: packets.Subscriptions{{Filter: "$share/g/a/#", Qos: 2}, {Filter: "r/+", Qos: 2}}}))
+		f.Add(v, append(h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tPublish, Qos: 2}, TopicName: "a/b", PacketID: 7, Payload: []byte("x")}),
+			h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tPubrec}, PacketID: 1})...))
+		f.Add(v, h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tPubcomp}, PacketID: 1}))
 	}
+	h.v = 5
+	f.Add(byte(5), h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tPublish, Qos: 1}, TopicName: "a/b", PacketID: 8, Payload: []byte("x"),
+		Properties: packets.Properties{TopicAlias: 1, TopicAliasFlag: true, User: []packets.UserProperty{{Key: "k", Val: "v"}}, MessageExpiryInterval: 5,
+			ContentType: "c", ResponseTopic: "r", CorrelationData: []byte("d"), PayloadFormat: 1, PayloadFormatFlag: true}, Mods: packets.Mods{AllowResponseInfo: true}}))
+	f.Add(byte(5), []byte{0x30, 0x06, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01}) // publish by an unset alias
+	f.Add(byte(5), h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tSubscribe, Qos: 1}, PacketID: 9,
+		Filters: packets.Subscriptions{{Filter: "s/#", Qos: 1, NoLocal: true, RetainAsPublished: true, RetainHandling: 1}}, Properties: packets.Properties{SubscriptionIdentifier: []int{42}}}))
+	f.Add(byte(5), h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tDisconnect}, Properties: packets.Properties{SessionExpiryInterval: 9, SessionExpiryIntervalFlag: true}}))
 	f.Add(byte(5), []byte{0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x01, 'a'}) // v5 SUBSCRIBE without options byte
 	f.Add(byte(4), []byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x7f})
 	f.Fuzz(func(t *testing.T, v byte, in []byte) {

@@ -34,12 +34,13 @@ type harness struct {
 	got     []*packets.Packet
 	feedErr error
 	failed  bool
+	closed  bool
 }
 
-func newRouter(t testing.TB) (*router.Router, *memstore.Store) {
+func newRouter(t testing.TB, now func() time.Time) (*router.Router, *memstore.Store) {
 	t.Helper()
 	st := memstore.New()
-	rt, err := router.New(router.Config{Store: st})
+	rt, err := router.New(router.Config{Store: st, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +50,8 @@ func newRouter(t testing.TB) (*router.Router, *memstore.Store) {
 
 func newHarness(t testing.TB, cfg Config) *harness {
 	t.Helper()
-	rt, st := newRouter(t)
-	cfg.Router = rt
+	rt, st := newRouter(t, cfg.Now)
+	cfg.Router, cfg.Store = rt, st
 	return openHarness(t, New(cfg), st)
 }
 
@@ -62,8 +63,16 @@ func openHarness(t testing.TB, a *Adapter, st *memstore.Store) *harness {
 	c := protocolstest.NewConn(id, "127.0.0.1:40000", "127.0.0.1:1883")
 	h := &harness{t: t, store: st, rt: a.cfg.Router, a: a, c: c, v: 4}
 	h.s = a.Open(c).(*session)
-	t.Cleanup(func() { h.s.Closed(nil) })
+	t.Cleanup(h.close)
 	return h
+}
+
+// close ends the connection as the transport would: Closed, once.
+func (h *harness) close() {
+	if !h.closed {
+		h.closed = true
+		h.s.Closed(h.c.CloseErr())
+	}
 }
 
 // peer opens another session on the same adapter and store.
@@ -101,6 +110,11 @@ func (h *harness) pump() {
 		h.out = append(h.out, h.s.Fail(h.feedErr)...)
 	}
 	h.parse()
+	// The transport calls Closed once the session asked to close and its
+	// output is flushed.
+	if h.c.IsClosed() || h.feedErr != nil {
+		h.close()
+	}
 }
 
 // parse decodes the server's packets with mochi's decoder.
@@ -131,6 +145,8 @@ func (h *harness) parse() {
 			derr = pk.PubackDecode(body)
 		case tPubrec:
 			derr = pk.PubrecDecode(body)
+		case tPubrel:
+			derr = pk.PubrelDecode(body)
 		case tPubcomp:
 			derr = pk.PubcompDecode(body)
 		case tSuback:
@@ -202,8 +218,12 @@ func (h *harness) encode(pk *packets.Packet) []byte {
 		err = pk.PublishEncode(&b)
 	case tPuback:
 		err = pk.PubackEncode(&b)
+	case tPubrec:
+		err = pk.PubrecEncode(&b)
 	case tPubrel:
 		err = pk.PubrelEncode(&b)
+	case tPubcomp:
+		err = pk.PubcompEncode(&b)
 	case tSubscribe:
 		err = pk.SubscribeEncode(&b)
 	case tUnsubscribe:
@@ -261,6 +281,16 @@ func (h *harness) subscribe(id uint16, qos byte, filters ...string) *packets.Pac
 	return ack
 }
 
+// ack sends PUBACK, PUBREC, PUBREL or PUBCOMP for id.
+func (h *harness) ack(typ byte, id uint16) {
+	h.t.Helper()
+	pk := &packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: id}
+	if typ == tPubrel {
+		pk.FixedHeader.Qos = 1
+	}
+	h.send(h.encode(pk))
+}
+
 func (h *harness) publish(topic string, qos byte, id uint16, body string) {
 	h.t.Helper()
 	h.send(h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tPublish, Qos: qos}, TopicName: topic, PacketID: id, Payload: []byte(body)}))
@@ -285,8 +315,9 @@ func TestConnectAssignsClientID(t *testing.T) {
 	if ack.Properties.AssignedClientID == "" {
 		t.Fatalf("no assigned client id: %+v", ack.Properties)
 	}
-	if ack.Properties.RetainAvailable != 0 || !ack.Properties.RetainAvailableFlag {
-		t.Fatalf("retain must be announced unavailable: %+v", ack.Properties)
+	p := ack.Properties
+	if p.RetainAvailable != 1 || p.SubIDAvailable != 1 || p.SharedSubAvailable != 1 || p.TopicAliasMaximum != DefaultTopicAliasMax {
+		t.Fatalf("capabilities: %+v", p)
 	}
 	// 3.1.1: an empty id needs a clean session.
 	h = newHarness(t, Config{})
@@ -519,7 +550,7 @@ func TestQoS2Inbound(t *testing.T) {
 	for _, v := range []byte{4, 5} {
 		sub := newHarness(t, Config{})
 		sub.connectOK(v, "s")
-		if ack := sub.subscribe(1, 2, "q2"); ack.ReasonCodes[0] != 1 {
+		if ack := sub.subscribe(1, 2, "q2"); ack.ReasonCodes[0] != 2 {
 			t.Fatalf("QoS 2 granted as %d", ack.ReasonCodes[0])
 		}
 		pub := sub.peer()
@@ -534,9 +565,13 @@ func TestQoS2Inbound(t *testing.T) {
 		if c := pub.expect(tPubcomp); c.PacketID != 9 || c.ReasonCode != 0 {
 			t.Fatalf("PUBCOMP %+v", c)
 		}
-		if m := sub.expect(tPublish); string(m.Payload) != "once" || m.FixedHeader.Qos != 1 {
+		m := sub.expect(tPublish)
+		if string(m.Payload) != "once" || m.FixedHeader.Qos != 2 {
 			t.Fatalf("got %+v", m)
 		}
+		sub.ack(tPubrec, m.PacketID)
+		sub.expect(tPubrel)
+		sub.ack(tPubcomp, m.PacketID)
 		sub.quiet()
 	}
 }
@@ -561,8 +596,10 @@ func TestKeepalive(t *testing.T) {
 			t.Fatalf("Tick at %v: %v", tc.at, err)
 		}
 		if err != nil {
-			if d := h.s.Fail(err); !bytes.Equal(d, []byte{0xE0, 2, rcKeepAliveTimeout, 0}) {
-				t.Fatalf("DISCONNECT % x", d)
+			h.out = append(h.out, h.s.Fail(err)...)
+			h.parse()
+			if d := h.expect(tDisconnect); d.ReasonCode != rcKeepAliveTimeout || d.Properties.ReasonString != "keepalive timeout" {
+				t.Fatalf("DISCONNECT %+v", d)
 			}
 		}
 	}
@@ -647,6 +684,18 @@ func TestTopicConversion(t *testing.T) {
 			t.Errorf("matchFilter(%q, %q) = %v", tc.f, tc.t, got)
 		}
 	}
+	for _, tc := range []struct {
+		f, key string
+		ok     bool
+	}{
+		{"a/+/c", "a.b.c", true}, {"a/#", "a", true}, {"#", "$SYS.x", false}, {"+/x", "$SYS.x", false}, {"$SYS/#", "$SYS.x", true},
+		{"10.0.0.1/+", "10/0/0/1.x", true}, {"10.0.0.1/+", "10.0.0.1.x", false}, {"a/*", "a.b", false}, {"a/*", "a.*", true},
+		{"a/b", "a.b.c", false}, {"a/b/c", "a.b", false}, {"a//b", "a..b", true},
+	} {
+		if got := matchTopicKey(tc.f, tc.key); got != tc.ok {
+			t.Errorf("matchTopicKey(%q, %q) = %v", tc.f, tc.key, got)
+		}
+	}
 	for f, ok := range map[string]bool{"a/#": true, "#": true, "a/#/b": false, "a+": false, "+/+": true, "": false} {
 		if validFilter(f) != ok {
 			t.Errorf("validFilter(%q) != %v", f, ok)
@@ -654,29 +703,46 @@ func TestTopicConversion(t *testing.T) {
 	}
 }
 
-// A second connection with the same client id takes the session over.
+// A second connection with the same client id takes the session over: the
+// old one is told and closed, and the new one's CONNACK comes once the old
+// one has let go of the session.
 func TestSessionTakeover(t *testing.T) {
-	first := newHarness(t, Config{})
-	first.connectOK(5, "dup")
-	first.subscribe(1, 1, "t")
-	second := first.peer()
-	second.connectOK(5, "dup")
-	if d := first.expect(tDisconnect); d.ReasonCode != rcSessionTakenOver {
-		t.Fatalf("DISCONNECT %+v", d)
+	for _, clean := range []bool{true, false} {
+		first := newHarness(t, Config{})
+		first.v = 5
+		cp := connectPacket(5, "dup", clean, 0, "", "")
+		cp.Properties.SessionExpiryInterval, cp.Properties.SessionExpiryIntervalFlag = 60, !clean
+		first.send(first.encode(cp))
+		first.expect(tConnack)
+		first.subscribe(1, 1, "t")
+		second := first.peer()
+		second.v = 5
+		second.send(second.encode(cp))
+		if len(second.got) != 0 {
+			t.Fatalf("clean %v: CONNACK before the old connection closed: %+v", clean, second.got[0])
+		}
+		if d := first.expect(tDisconnect); d.ReasonCode != rcSessionTakenOver {
+			t.Fatalf("DISCONNECT %+v", d)
+		}
+		if !first.c.IsClosed() || !errors.Is(first.c.CloseErr(), errTakenOver) {
+			t.Fatalf("old connection not closed: %v", first.c.CloseErr())
+		}
+		if ack := second.expect(tConnack); ack.ReasonCode != 0 || ack.SessionPresent == clean {
+			t.Fatalf("clean %v: CONNACK %+v", clean, ack)
+		}
+		if clean {
+			second.subscribe(1, 1, "t")
+		}
+		pub := first.peer()
+		pub.connectOK(4, "pub")
+		pub.publish("t", 0, 0, "to the new one")
+		if m := second.expect(tPublish); string(m.Payload) != "to the new one" {
+			t.Fatalf("got %+v", m)
+		}
+		first.close() // the old connection's end does not touch the new session
+		pub.publish("t", 0, 0, "again")
+		second.expect(tPublish)
 	}
-	if !first.c.IsClosed() || !errors.Is(first.c.CloseErr(), errTakenOver) {
-		t.Fatalf("old connection not closed: %v", first.c.CloseErr())
-	}
-	second.subscribe(1, 1, "t")
-	pub := first.peer()
-	pub.connectOK(4, "pub")
-	pub.publish("t", 0, 0, "to the new one")
-	if m := second.expect(tPublish); string(m.Payload) != "to the new one" {
-		t.Fatalf("got %+v", m)
-	}
-	first.s.Closed(errTakenOver) // the old connection's end does not touch the new session
-	pub.publish("t", 0, 0, "again")
-	second.expect(tPublish)
 }
 
 // The will is published when a connection ends without DISCONNECT.
@@ -732,9 +798,9 @@ func TestV5Properties(t *testing.T) {
 	sub.quiet()
 	sub.send(sub.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tPuback}, PacketID: m.PacketID}))
 	sub.expect(tPublish)
-	// A topic alias was never allowed (Topic Alias Maximum 0).
+	// A topic alias above the Topic Alias Maximum.
 	pub.send(pub.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tPublish}, TopicName: "p",
-		Properties: packets.Properties{TopicAlias: 1, TopicAliasFlag: true}}))
+		Properties: packets.Properties{TopicAlias: DefaultTopicAliasMax + 1, TopicAliasFlag: true}}))
 	if d := pub.expect(tDisconnect); d.ReasonCode != 0x94 {
 		t.Fatalf("DISCONNECT %+v", d)
 	}

@@ -38,13 +38,15 @@ const (
 	rcBadCredentials     = 0x86
 	rcNotAuthorized      = 0x87
 	rcServerShutdown     = 0x8B
+	rcBadAuthMethod      = 0x8C
 	rcKeepAliveTimeout   = 0x8D
 	rcSessionTakenOver   = 0x8E
 	rcTopicFilterInvalid = 0x8F
 	rcTopicNameInvalid   = 0x90
+	rcPacketIDNotFound   = 0x92
+	rcTopicAliasInvalid  = 0x94
 	rcPacketTooLarge     = 0x95
-	rcRetainNotSupported = 0x9A
-	rcQoSNotSupported    = 0x9B
+	rcQuotaExceeded      = 0x97
 )
 
 // errFrame reports a malformed fixed header.
@@ -108,11 +110,36 @@ func appendAck(b []byte, first byte, id uint16, v5 bool, rc byte) []byte {
 	return append(b, first, 2, byte(id>>8), byte(id))
 }
 
+// appendAckReason is appendAck with a Reason String (MQTT 5 §3.4.2.2.2)
+// when reason is not "" and the packet stays within max (0: no limit).
+func appendAckReason(b []byte, first byte, id uint16, rc byte, reason string, max uint32) []byte {
+	plen := 3 + len(reason) // Reason String: id, length, text
+	n := 3 + varintLen(plen) + plen
+	if reason == "" || len(reason) > 65535 || max > 0 && uint64(1+varintLen(n)+n) > uint64(max) {
+		return appendAck(b, first, id, true, rc)
+	}
+	b = append(b, first)
+	b = appendVarint(b, n)
+	b = append(b, byte(id>>8), byte(id), rc)
+	b = appendVarint(b, plen)
+	return appendString(append(b, 0x1F), reason)
+}
+
 // appendDisconnect appends an MQTT 5 DISCONNECT with reason rc and empty
 // properties (spelled out: some decoders, mochi's among them, read the
-// reason code only when properties follow).
-func appendDisconnect(b []byte, rc byte) []byte {
-	return append(b, tDisconnect<<4, 2, rc, 0)
+// reason code only when properties follow), or with a Reason String when
+// reason is not "" and the packet stays within max (0: no limit).
+func appendDisconnect(b []byte, rc byte, reason string, max uint32) []byte {
+	plen := 3 + len(reason)
+	n := 1 + varintLen(plen) + plen
+	if reason == "" || len(reason) > 65535 || max > 0 && uint64(1+varintLen(n)+n) > uint64(max) {
+		return append(b, tDisconnect<<4, 2, rc, 0)
+	}
+	b = append(b, tDisconnect<<4)
+	b = appendVarint(b, n)
+	b = append(b, rc)
+	b = appendVarint(b, plen)
+	return appendString(append(b, 0x1F), reason)
 }
 
 // topicToKey converts an MQTT topic name or filter to an AMQP routing key
@@ -140,6 +167,21 @@ func keyToTopic(k string) string {
 			return '/'
 		case '/':
 			return '.'
+		}
+		return r
+	}, k)
+}
+
+// keyToFilter is topicToKey's inverse for binding keys.
+func keyToFilter(k string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.':
+			return '/'
+		case '/':
+			return '.'
+		case '*':
+			return '+'
 		}
 		return r
 	}, k)
@@ -183,4 +225,62 @@ func matchFilter(filter, topic string) bool {
 		}
 		filter, topic = frest, trest
 	}
+}
+
+// matchTopicKey is matchFilter for a topic given as its routing key (see
+// topicToKey), without converting it: levels are compared character by
+// character with '.' and '/' swapped. A '*' in filter is a character, not
+// the AMQP wildcard it becomes in the binding key. It allocates nothing.
+func matchTopicKey(filter, key string) bool {
+	if strings.HasPrefix(key, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
+		return false
+	}
+	for {
+		fl, frest, fmore := strings.Cut(filter, "/")
+		if fl == "#" {
+			return true
+		}
+		kl, krest, kmore := strings.Cut(key, ".")
+		if fl != "+" && !sameLevel(fl, kl) {
+			return false
+		}
+		if !fmore || !kmore {
+			return fmore == kmore || (fmore && frest == "#")
+		}
+		filter, key = frest, krest
+	}
+}
+
+// sameLevel reports whether topic level t is key level k.
+func sameLevel(t, k string) bool {
+	if len(t) != len(k) {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := k[i]
+		if c == '/' {
+			c = '.'
+		}
+		if t[i] != c {
+			return false
+		}
+	}
+	return true
+}
+
+// appendKeyTopic appends the topic of routing key k (keyToTopic without
+// the allocation); the topic has k's length.
+func appendKeyTopic(b []byte, k string) []byte {
+	b = append(b, byte(len(k)>>8), byte(len(k)))
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch c {
+		case '.':
+			c = '/'
+		case '/':
+			c = '.'
+		}
+		b = append(b, c)
+	}
+	return b
 }

@@ -486,13 +486,6 @@ func (s *session) done(receipt string) func(error) {
 	}
 }
 
-// declareQueue declares /queue/q as RabbitMQ does: durable, not
-// auto-delete, not exclusive.
-func (s *session) declareQueue(name string, done func(error)) error {
-	_, err := s.vhost.DeclareQueue(name, router.QueueOptions{Durable: true}, false, s.owner, done)
-	return err
-}
-
 var reservedSend = map[string]bool{
 	"destination": true, "content-length": true, "receipt": true, "transaction": true,
 	"content-type": true, "content-encoding": true, "correlation-id": true, "reply-to": true,

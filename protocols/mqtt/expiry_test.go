@@ -1,0 +1,182 @@
+package mqtt
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/junction-broker/junction/router"
+)
+
+// clock is a settable clock shared by the router and the adapter.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// The Message Expiry Interval holds while a message is queued, and what is
+// left of it goes out with the message.
+func TestMessageExpiry(t *testing.T) {
+	clk := &clock{now: time.Unix(1_000_000, 0)}
+	sub := newHarness(t, Config{Now: clk.Now})
+	sub.connectPersistent(5, "s", 3600)
+	sub.subscribe(1, 1, "e/#")
+	pub := sub.peer()
+	pub.connectOK(5, "p")
+	publish := func(topic string, expiry uint32, id uint16) {
+		t.Helper()
+		pk := &packets.Packet{FixedHeader: packets.FixedHeader{Type: tPublish, Qos: 1}, TopicName: topic, PacketID: id, Payload: []byte(topic)}
+		if expiry > 0 {
+			pk.Properties.MessageExpiryInterval = expiry
+		}
+		pub.send(pub.encode(pk))
+		pub.expect(tPuback)
+	}
+	// Delivered at once: the whole interval.
+	publish("e/now", 60, 1)
+	if m := sub.expect(tPublish); m.Properties.MessageExpiryInterval != 60 {
+		t.Fatalf("expiry %d", m.Properties.MessageExpiryInterval)
+	} else {
+		sub.ack(tPuback, m.PacketID)
+	}
+	sub.close()
+	publish("e/short", 10, 2)
+	publish("e/long", 100, 3)
+	publish("e/never", 0, 4)
+	clk.add(30 * time.Second)
+
+	again := sub.peer()
+	again.connectPersistent(5, "s", 3600)
+	m := again.expect(tPublish)
+	if m.TopicName != "e/long" || m.Properties.MessageExpiryInterval != 70 {
+		t.Fatalf("got %s with expiry %d", m.TopicName, m.Properties.MessageExpiryInterval)
+	}
+	again.ack(tPuback, m.PacketID)
+	if m := again.expect(tPublish); m.TopicName != "e/never" || m.Properties.MessageExpiryInterval != 0 {
+		t.Fatalf("got %s with expiry %d", m.TopicName, m.Properties.MessageExpiryInterval)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Session lifetimes: 3.1.1 clean session 0 never expires; MQTT 5 sessions
+// live Session Expiry Interval seconds after the connection (the queue's
+// x-expires); 0 ends the session with the connection.
+func TestSessionExpiry(t *testing.T) {
+	expires := func(q *router.Queue) (int64, bool) {
+		v, ok := q.Args.Get("x-expires")
+		n, _ := router.Int(v)
+		return n, ok
+	}
+	h := newHarness(t, Config{})
+	h.connectPersistent(4, "v3", 0)
+	q := h.s.vhost.Queue(sessionQueue("v3"))
+	if q == nil || !q.Durable {
+		t.Fatal("3.1.1 persistent session has no durable queue")
+	}
+	if _, ok := expires(q); ok {
+		t.Fatal("3.1.1 persistent session expires")
+	}
+	h.close()
+
+	// MQTT 5, 1 second: the queue goes a second after the connection.
+	s := h.peer()
+	if ack := s.connectPersistent(5, "v5", 1); ack.SessionPresent || ack.Properties.SessionExpiryIntervalFlag {
+		t.Fatalf("CONNACK %+v", ack)
+	}
+	s.subscribe(1, 1, "x")
+	if n, ok := expires(s.s.vhost.Queue(sessionQueue("v5"))); !ok || n != 1000 {
+		t.Fatalf("x-expires %d %v", n, ok)
+	}
+	s.close()
+	if h.s.vhost.Queue(sessionQueue("v5")) == nil {
+		t.Fatal("session ended with the connection")
+	}
+	waitFor(t, "the session to expire", func() bool { return h.s.vhost.Queue(sessionQueue("v5")) == nil })
+	s = h.peer()
+	if ack := s.connectPersistent(5, "v5", 60); ack.SessionPresent {
+		t.Fatal("expired session present")
+	}
+	if len(s.s.st.subs) != 0 {
+		t.Fatalf("expired session's subscriptions came back: %v", s.s.st.subs)
+	}
+
+	// The interval is fixed when the session is created; a client asking
+	// for another is told the one in effect.
+	s.close()
+	s = h.peer()
+	if ack := s.connectPersistent(5, "v5", 120); !ack.SessionPresent || ack.Properties.SessionExpiryInterval != 60 {
+		t.Fatalf("CONNACK %+v", ack)
+	}
+	// DISCONNECT with Session Expiry Interval 0 ends the session now.
+	s.send(s.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tDisconnect},
+		Properties: packets.Properties{SessionExpiryInterval: 0, SessionExpiryIntervalFlag: true}}))
+	if h.s.vhost.Queue(sessionQueue("v5")) != nil || h.a.takeState("v5") != nil {
+		t.Fatal("session survives DISCONNECT with expiry 0")
+	}
+
+	// Expiry 0 (the MQTT 5 default) resumes an existing session but ends it
+	// with the connection.
+	s = h.peer()
+	s.connectPersistent(5, "z", 60)
+	s.close()
+	s = h.peer()
+	if ack := s.connectPersistent(5, "z", 0); !ack.SessionPresent {
+		t.Fatal("session not resumed")
+	}
+	s.close()
+	if h.s.vhost.Queue(sessionQueue("z")) != nil {
+		t.Fatal("session with expiry 0 survives its connection")
+	}
+
+	// Beyond the router's longest x-expires the interval is cut, and the
+	// client told; "never" (2^32-1) is no x-expires at all.
+	s = h.peer()
+	if ack := s.connectPersistent(5, "long", expiryNever-1); ack.Properties.SessionExpiryInterval != maxSessionExpiry {
+		t.Fatalf("CONNACK %+v", ack.Properties)
+	}
+	if n, _ := expires(h.s.vhost.Queue(sessionQueue("long"))); n != maxSessionExpiry*1000 {
+		t.Fatalf("x-expires %d", n)
+	}
+	s = h.peer()
+	if ack := s.connectPersistent(5, "forever", expiryNever); ack.Properties.SessionExpiryIntervalFlag {
+		t.Fatalf("CONNACK %+v", ack.Properties)
+	}
+	if _, ok := expires(h.s.vhost.Queue(sessionQueue("forever"))); ok {
+		t.Fatal("a session that never expires has x-expires")
+	}
+
+	// A non-zero interval on DISCONNECT after 0 on CONNECT is a protocol
+	// error [MQTT-3.14.2-2].
+	s = h.peer()
+	s.connectPersistent(5, "p", 0)
+	s.send(s.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tDisconnect},
+		Properties: packets.Properties{SessionExpiryInterval: 10, SessionExpiryIntervalFlag: true}}))
+	if d := s.expect(tDisconnect); d.ReasonCode != rcProtocolError {
+		t.Fatalf("DISCONNECT %+v", d)
+	}
+}

@@ -1,0 +1,309 @@
+package mqtt
+
+import (
+	"github.com/junction-broker/junction/router"
+	"github.com/junction-broker/junction/storage"
+)
+
+// Outbound messages: router deliveries become PUBLISH packets, and the
+// client's PUBACK, PUBREC and PUBCOMP settle them.
+
+// drop settles a delivery that is not sent.
+func (s *session) drop(d *router.Delivery) {
+	if d.Tag != 0 {
+		_ = s.ch.Ack(d.Tag, false)
+	}
+}
+
+// deliver encodes a PUBLISH for d. QoS 0 deliveries are settled at once,
+// QoS 1 ones when the client's PUBACK comes, QoS 2 ones with its PUBCOMP.
+func (s *session) deliver(d *router.Delivery) {
+	if s.state != stConnected || s.ch == nil {
+		return // Closed requeues it
+	}
+	m := d.Message
+	var mi msgInfo
+	readInfo(m, &mi)
+	var (
+		qos     byte
+		retain  bool
+		topic   = m.RoutingKey // converted while encoding
+		ids     = s.ids[:0]
+		viaMQTT = m.Exchange == s.cfg.Exchange
+	)
+	switch sb := s.sharedQ[d.Queue.Name]; {
+	case mi.retained:
+		rs := s.st.subs[mi.retainedFor]
+		if rs == nil || rs.group != "" || !validTopic(mi.topic) {
+			s.drop(d)
+			return
+		}
+		qos, retain, topic = min(mi.qos, rs.qos), true, mi.topic
+		if rs.id > 0 {
+			ids = append(ids, rs.id)
+		}
+	case sb != nil:
+		if viaMQTT && !matchTopicKey(sb.topic, m.RoutingKey) {
+			s.drop(d) // a '$' topic under a leading wildcard, or AMQP's '*'
+			return
+		}
+		qos, retain = min(mi.qos, sb.qos), sb.rap && mi.retain
+		if sb.id > 0 {
+			ids = append(ids, sb.id)
+		}
+	default:
+		self := mi.publisher != "" && mi.publisher == s.clientID
+		matched, excluded := false, false
+		for _, sb := range s.plain {
+			if !matchTopicKey(sb.topic, m.RoutingKey) {
+				continue
+			}
+			if self && sb.noLocal {
+				excluded = true // MQTT 5 §3.8.3.1 No Local
+				continue
+			}
+			matched = true
+			qos = max(qos, sb.qos)
+			retain = retain || sb.rap && mi.retain
+			if sb.id > 0 {
+				ids = append(ids, sb.id)
+			}
+		}
+		switch {
+		case matched:
+			qos = min(qos, mi.qos)
+		case excluded || viaMQTT:
+			// No Local; or routed by a binding no subscription stands for
+			// any more: a '$' topic under a leading wildcard (AMQP's '#'
+			// matches it), a '*' in a filter (a wildcard to AMQP), a
+			// message queued before an UNSUBSCRIBE ([MQTT-3.10.4-3] allows
+			// dropping it).
+			s.drop(d)
+			return
+		default:
+			qos = mi.qos // sent to the queue directly
+		}
+	}
+	s.ids = ids
+	if !s.v5 {
+		retain = retain && mi.retained // 3.1.1: only retained messages sent on subscribe
+	}
+	if !validTopic(topic) || !mqttString(topic) {
+		s.log.Debug("message with a routing key that is no MQTT topic dropped", "key", m.RoutingKey)
+		s.drop(d)
+		return
+	}
+	s.pbuf = s.pbuf[:0]
+	if s.v5 {
+		s.pbuf = s.appendPubProps(s.pbuf, d, &mi, ids)
+	}
+	rem := 2 + len(topic) + len(m.Body)
+	if qos > 0 {
+		rem += 2
+	}
+	if s.v5 {
+		rem += varintLen(len(s.pbuf)) + len(s.pbuf)
+	}
+	if s.cliMax > 0 && uint64(1+varintLen(rem)+rem) > uint64(s.cliMax) {
+		// MQTT 5 §3.1.2.11.4: a packet larger than the client's maximum
+		// is discarded as if sent.
+		s.drop(d)
+		return
+	}
+	first := byte(tPublish<<4) | qos<<1
+	if retain {
+		first |= 1
+	}
+	var pid uint16
+	if qos > 0 {
+		var dup, send bool
+		pid, dup, send = s.assignPID(d, qos)
+		if !send {
+			return
+		}
+		if dup || d.Redelivered {
+			first |= 0x08
+		}
+	} else {
+		s.drop(d)
+	}
+	s.out = append(s.out, first)
+	s.out = appendVarint(s.out, rem)
+	if mi.retained {
+		s.out = appendString(s.out, topic)
+	} else {
+		s.out = appendKeyTopic(s.out, topic)
+	}
+	if qos > 0 {
+		s.out = append(s.out, byte(pid>>8), byte(pid))
+	}
+	if s.v5 {
+		s.out = appendVarint(s.out, len(s.pbuf))
+		s.out = append(s.out, s.pbuf...)
+	}
+	s.out = append(s.out, m.Body...)
+}
+
+// appendPubProps appends the MQTT 5 properties of a delivery.
+func (s *session) appendPubProps(b []byte, d *router.Delivery, mi *msgInfo, ids []int) []byte {
+	p := &d.Message.Properties
+	if mi.hasPFI {
+		b = append(b, 0x01, mi.pfi)
+	}
+	if p.Flags&router.HasExpiration != 0 && d.ExpiresAt != 0 {
+		// MQTT 5 §3.3.2.3.3: what is left of the interval.
+		left := (d.ExpiresAt - s.cfg.Now().UnixNano() + 999_999_999) / 1e9
+		left = min(max(left, 1), 1<<32-1)
+		b = append(b, 0x02, byte(left>>24), byte(left>>16), byte(left>>8), byte(left))
+	}
+	if p.Flags&router.HasContentType != 0 && mqttString(p.ContentType) {
+		b = appendPropStr(b, 0x03, p.ContentType)
+	}
+	rt := mi.response
+	if p.Flags&router.HasReplyTo != 0 {
+		rt = p.ReplyTo
+	}
+	if rt != "" && validTopic(rt) && mqttString(rt) {
+		b = appendPropStr(b, 0x08, rt)
+	}
+	if p.Flags&router.HasCorrelationID != 0 && len(p.CorrelationID) <= 65535 {
+		b = appendPropStr(b, 0x09, p.CorrelationID)
+	} else if mi.correlation != nil && len(mi.correlation) <= 65535 {
+		b = append(b, 0x09, byte(len(mi.correlation)>>8), byte(len(mi.correlation)))
+		b = append(b, mi.correlation...)
+	}
+	if mi.user {
+		b = appendUserProps(b, p.Headers)
+	}
+	for _, id := range ids {
+		b = appendVarint(append(b, 0x0B), id)
+	}
+	return b
+}
+
+// assignPID gives a QoS 1 or 2 delivery its packet id. A message a
+// persistent session had in flight at QoS 2 before it reconnected gets
+// its old id back (dup); one whose PUBREC came already is not sent again
+// (send false).
+func (s *session) assignPID(d *router.Delivery, qos byte) (pid uint16, dup, send bool) {
+	if qos == 2 && len(s.resend) > 0 {
+		if pid, ok := s.resend[resendKey{d.Queue.Name, d.Seq}]; ok {
+			delete(s.resend, resendKey{d.Queue.Name, d.Seq})
+			e := s.pids[pid]
+			e.tag = d.Tag
+			s.pids[pid] = e
+			return pid, true, !e.released
+		}
+		s.dropStale(d.Queue.Name, d.Seq)
+	}
+	pid = s.nextPID()
+	e := outMsg{tag: d.Tag, qos: qos}
+	if qos == 2 {
+		e.queue, e.seq = d.Queue.Name, d.Seq
+		// Only the session's own queue redelivers to this session: a
+		// shared queue may hand a released message to another member.
+		if s.persistent && d.Queue.Name == s.queue {
+			s.putOut2(pid, out2Rec{queue: e.queue, seq: e.seq})
+		}
+	}
+	s.pids[pid] = e
+	return pid, false, true
+}
+
+// dropStale forgets restored QoS 2 ids of queue below seq: the queue
+// delivers in seq order, so their messages are gone (expired, deleted).
+func (s *session) dropStale(queue string, seq storage.SeqNum) {
+	for k, pid := range s.resend {
+		if k.queue == queue && k.seq < seq {
+			delete(s.resend, k)
+			delete(s.pids, pid)
+			s.delOut2(pid)
+		}
+	}
+}
+
+func (s *session) putOut2(pid uint16, rec out2Rec) {
+	s.st.out2[pid] = rec
+	s.a.commit([]storage.Op{storage.PutMeta(storage.KindSession, s.a.stateKey(s.clientID, 'p', pid), storage.Bytes(encodeOut2(rec)))}, false, nil)
+}
+
+func (s *session) delOut2(pid uint16) {
+	if _, ok := s.st.out2[pid]; !ok {
+		return
+	}
+	delete(s.st.out2, pid)
+	s.a.commit([]storage.Op{storage.DeleteMeta(storage.KindSession, s.a.stateKey(s.clientID, 'p', pid))}, false, nil)
+}
+
+func (s *session) nextPID() uint16 {
+	for {
+		s.lastPID++
+		if s.lastPID == 0 {
+			s.lastPID = 1
+		}
+		if _, used := s.pids[s.lastPID]; !used {
+			return s.lastPID
+		}
+	}
+}
+
+func (s *session) puback(id uint16) {
+	if e, ok := s.pids[id]; ok && e.qos == 1 {
+		delete(s.pids, id)
+		if e.tag != 0 {
+			_ = s.ch.Ack(e.tag, false)
+		}
+	}
+}
+
+// pubrec is the first half of an outbound QoS 2 handshake: the client has
+// the message, PUBREL asks it to release the id. The message stays
+// unacknowledged in its queue until PUBCOMP, so it keeps its place in the
+// window; if the connection ends first, Closed settles it.
+func (s *session) pubrec(id uint16, rc byte) {
+	e, ok := s.pids[id]
+	if !ok || e.qos != 2 {
+		rel := byte(0)
+		if s.v5 {
+			rel = rcPacketIDNotFound
+		}
+		s.out = appendAck(s.out, tPubrel<<4|2, id, s.v5, rel)
+		return
+	}
+	if rc >= 0x80 {
+		// MQTT 5 §4.3.3: a PUBREC with an error ends the exchange.
+		delete(s.pids, id)
+		if e.tag != 0 {
+			_ = s.ch.Ack(e.tag, false)
+		}
+		s.delOut2(id)
+		return
+	}
+	if !e.released {
+		e.released = true
+		s.pids[id] = e
+		if s.persistent && e.queue != "" {
+			s.putOut2(id, out2Rec{queue: e.queue, seq: e.seq, released: true})
+		}
+	}
+	s.out = appendAck(s.out, tPubrel<<4|2, id, false, 0)
+}
+
+func (s *session) pubcomp(id uint16) {
+	e, ok := s.pids[id]
+	if !ok || e.qos != 2 || !e.released {
+		return
+	}
+	delete(s.pids, id)
+	if e.tag != 0 {
+		_ = s.ch.Ack(e.tag, false)
+	}
+	if e.counted {
+		s.relPending--
+		s.ch.SetPrefetch(max(1, s.window-s.relPending))
+	}
+	if e.queue != "" {
+		delete(s.resend, resendKey{e.queue, e.seq})
+	}
+	s.delOut2(id)
+}

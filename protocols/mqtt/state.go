@@ -1,0 +1,394 @@
+package mqtt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"strings"
+
+	"github.com/junction-broker/junction/router"
+	"github.com/junction-broker/junction/storage"
+)
+
+// What a session keeps beyond its connection. Every session has a
+// sessState; a persistent one (MQTT 3.1.1 clean session 0, MQTT 5 Session
+// Expiry Interval > 0) is also in Adapter.states between connections and
+// in the store under storage.KindSession:
+//
+//	key:   u16 len(vhost) | vhost | client id | 0x00 | 's'
+//	value: u8 version (1) | u32 session expiry (s) | u16 n |
+//	       (str filter, u8 options, u32 subscription id)...
+//	key:   u16 len(vhost) | vhost | client id | 0x00 | 'p' | u16 packet id
+//	value: u8 version (1) | u8 released | str queue | u64 seq
+//
+// The first is the session's subscriptions (the bindings are the router's;
+// options, identifiers and shared groups are ours), written with sync
+// before the SUBACK or UNSUBACK. The second is one outbound QoS 2 message
+// in flight: which message (queue and seq) went out under the packet id,
+// and whether its PUBREC came (released: PUBREL sent, PUBCOMP awaited).
+// These are written without sync, like the router's acknowledgements: a
+// reconnecting client gets the same packet id with DUP, or the PUBREL,
+// exactly once across reconnects and clean restarts; after a crash the
+// last unsynced changes may be lost, which can only repeat a delivery.
+//
+// The session's queue (mqtt-subscription-<client id>qos1) decides whether
+// the session exists: a state whose queue is gone (x-expires deleted it)
+// is discarded when next seen.
+
+const (
+	stateVersion = 1
+	// expiryNever is MQTT 5's Session Expiry Interval for "never".
+	expiryNever = 1<<32 - 1
+	// maxSessionExpiry is the longest finite session expiry, in seconds:
+	// the router's longest x-expires (2^32-1 ms). Longer requests are cut
+	// to it and the CONNACK says so.
+	maxSessionExpiry = (1<<32 - 1) / 1000
+	sharedPrefix     = "mqtt-shared-"
+)
+
+// subscription is one entry of a session's subscriptions.
+type subscription struct {
+	filter  string // as subscribed, "$share/<group>/" included
+	topic   string // the topic filter proper
+	key     string // topic as a binding key
+	group   string // share name; "" for a normal subscription
+	queue   string // shared: the group's queue
+	qos     byte
+	noLocal bool
+	rap     bool // Retain As Published
+	id      int  // subscription identifier; 0: none
+}
+
+func (sb *subscription) opts() byte {
+	o := sb.qos
+	if sb.noLocal {
+		o |= 4
+	}
+	if sb.rap {
+		o |= 8
+	}
+	return o
+}
+
+// out2Rec is a persistent session's outbound QoS 2 message in flight.
+type out2Rec struct {
+	queue    string
+	seq      storage.SeqNum
+	released bool
+}
+
+// sessState is a session's subscriptions and, for persistent sessions,
+// its outbound QoS 2 messages in flight. Only the session holding it (see
+// Adapter.register) touches it.
+type sessState struct {
+	expiry uint32 // persistent sessions: the expiry they were created with
+	subs   map[string]*subscription
+	out2   map[uint16]out2Rec
+}
+
+func newState() *sessState {
+	return &sessState{subs: make(map[string]*subscription), out2: make(map[uint16]out2Rec)}
+}
+
+func sessionQueue(cid string) string { return "mqtt-subscription-" + cid + "qos1" }
+
+// sharedQueue names the queue of share group group and filter: '/' cannot
+// occur in a share name, so names do not collide.
+func sharedQueue(group, filter string) string { return sharedPrefix + group + "/" + filter }
+
+// parseShared splits "$share/<group>/<filter>"; ok is false if filter is
+// not a shared subscription, valid false if it is a malformed one.
+func parseShared(filter string) (group, topic string, ok, valid bool) {
+	rest, ok := strings.CutPrefix(filter, "$share/")
+	if !ok {
+		return "", filter, false, true
+	}
+	group, topic, found := strings.Cut(rest, "/")
+	valid = found && group != "" && !strings.ContainsAny(group, "+#") && validFilter(topic)
+	return group, topic, true, valid
+}
+
+func newSubscription(filter string, opts byte, id int) (*subscription, bool) {
+	group, topic, shared, valid := parseShared(filter)
+	if !valid || !validFilter(topic) {
+		return nil, false
+	}
+	sb := &subscription{filter: filter, topic: topic, key: topicToKey(topic), group: group,
+		qos: min(opts&3, 2), noLocal: opts&4 != 0, rap: opts&8 != 0, id: id}
+	if shared {
+		sb.queue = sharedQueue(group, topic)
+	}
+	return sb, true
+}
+
+// Store keys and records.
+
+func (a *Adapter) stateKey(cid string, kind byte, pid uint16) []byte {
+	k := make([]byte, 0, 2+len(a.cfg.VHost)+len(cid)+4)
+	k = binary.BigEndian.AppendUint16(k, uint16(len(a.cfg.VHost)))
+	k = append(k, a.cfg.VHost...)
+	k = append(k, cid...)
+	k = append(k, 0, kind)
+	if kind == 'p' {
+		k = binary.BigEndian.AppendUint16(k, pid)
+	}
+	return k
+}
+
+func encodeState(st *sessState) []byte {
+	b := []byte{stateVersion}
+	b = binary.BigEndian.AppendUint32(b, st.expiry)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(st.subs)))
+	for _, sb := range st.subs {
+		b = appendString(b, sb.filter)
+		b = append(b, sb.opts())
+		b = binary.BigEndian.AppendUint32(b, uint32(sb.id))
+	}
+	return b
+}
+
+func decodeState(st *sessState, val []byte) bool {
+	r := reader{b: val}
+	if r.byte() != stateVersion {
+		return false
+	}
+	st.expiry = r.u32()
+	n := int(r.u16())
+	for i := 0; i < n && !r.bad; i++ {
+		f, o, id := r.str(), r.byte(), int(r.u32())
+		if sb, ok := newSubscription(f, o, id); ok && !r.bad {
+			st.subs[f] = sb
+		}
+	}
+	return !r.bad && r.done()
+}
+
+func encodeOut2(rec out2Rec) []byte {
+	b := []byte{stateVersion, 0}
+	if rec.released {
+		b[1] = 1
+	}
+	b = appendString(b, rec.queue)
+	return binary.BigEndian.AppendUint64(b, uint64(rec.seq))
+}
+
+func decodeOut2(val []byte) (out2Rec, bool) {
+	r := reader{b: val}
+	if r.byte() != stateVersion {
+		return out2Rec{}, false
+	}
+	rec := out2Rec{released: r.byte() == 1, queue: r.str()}
+	rec.seq = storage.SeqNum(r.u64())
+	return rec, !r.bad && r.done()
+}
+
+// commit hands ops to the store, if there is one; done (may be nil) runs
+// once they are committed, or at once without a store.
+func (a *Adapter) commit(ops []storage.Op, sync bool, done func(error)) {
+	if a.cfg.Store == nil || len(ops) == 0 {
+		callDone(done, nil)
+		return
+	}
+	a.cfg.Store.Commit(ops, sync, done)
+}
+
+// dropStateOps returns the ops that delete cid's records.
+func (a *Adapter) dropStateOps(cid string, st *sessState) []storage.Op {
+	ops := []storage.Op{storage.DeleteMeta(storage.KindSession, a.stateKey(cid, 's', 0))}
+	for pid := range st.out2 {
+		ops = append(ops, storage.DeleteMeta(storage.KindSession, a.stateKey(cid, 'p', pid)))
+	}
+	return ops
+}
+
+// Session hand-over. A client id has at most one session holding its
+// state; a new connection with the same id waits (no CONNACK, no input
+// read) until the holder has closed and released everything, then takes
+// the state over.
+
+// register makes s the newest session of client id. It returns the
+// session s takes over (connected or itself waiting), if any, and whether
+// s must wait for the holder to release the state.
+func (a *Adapter) register(id string, s *session) (prev *session, wait bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	prev = a.sessions[id]
+	a.sessions[id] = s
+	if a.held[id] == nil {
+		a.held[id] = s
+		return prev, false
+	}
+	return prev, true
+}
+
+// release ends s's claim on client id. If s held the state, it passes to
+// the newest waiting session, which is returned to be resumed.
+func (a *Adapter) release(id string, s *session) (next *session) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sessions[id] == s {
+		delete(a.sessions, id)
+	}
+	if a.held[id] != s {
+		return nil
+	}
+	delete(a.held, id)
+	if n := a.sessions[id]; n != nil {
+		a.held[id] = n
+		return n
+	}
+	return nil
+}
+
+// takeState returns cid's persistent state, if any.
+func (a *Adapter) takeState(cid string) *sessState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.states[cid]
+}
+
+func (a *Adapter) keepState(cid string, st *sessState) {
+	a.mu.Lock()
+	a.states[cid] = st
+	a.mu.Unlock()
+}
+
+// discardState ends cid's session state: its shared group memberships
+// and, if it is stored (a persistent session), the state and its records.
+// The session queue is the caller's.
+func (a *Adapter) discardState(vh *router.VHost, cid string, st *sessState, stored bool) {
+	if stored {
+		a.mu.Lock()
+		if a.states[cid] == st {
+			delete(a.states, cid)
+		}
+		a.mu.Unlock()
+		a.commit(a.dropStateOps(cid, st), false, nil)
+	}
+	for _, sb := range st.subs {
+		if sb.group != "" {
+			a.leaveShared(vh, cid, sb.queue)
+		}
+	}
+}
+
+// joinShared records cid as a member of shared queue q.
+func (a *Adapter) joinShared(cid, q string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m := a.shared[q]
+	if m == nil {
+		m = make(map[string]struct{})
+		a.shared[q] = m
+	}
+	m[cid] = struct{}{}
+}
+
+// leaveShared removes cid from shared queue q's members and deletes the
+// queue when none is left, deciding and deleting under a.mu so that a
+// member joining meanwhile (joinShared comes first) keeps it. Offline
+// persistent members whose session queue expired are dropped on the way.
+func (a *Adapter) leaveShared(vh *router.VHost, cid, q string) {
+	a.mu.Lock()
+	m := a.shared[q]
+	delete(m, cid)
+	var expired []string
+	for c := range m {
+		if a.sessions[c] == nil && vh != nil && vh.Queue(sessionQueue(c)) == nil {
+			expired = append(expired, c)
+		}
+	}
+	var ops []storage.Op
+	for _, c := range expired {
+		delete(m, c)
+		if st := a.states[c]; st != nil {
+			delete(a.states, c)
+			ops = append(ops, a.dropStateOps(c, st)...)
+		}
+	}
+	if len(m) == 0 {
+		delete(a.shared, q)
+		if vh != nil && vh.Queue(q) != nil {
+			if _, err := vh.DeleteQueue(q, false, false, 0, nil); err != nil {
+				a.cfg.Log.Warn("cannot delete shared subscription queue", "queue", q, "err", err)
+			}
+		}
+	}
+	a.mu.Unlock()
+	a.commit(ops, false, nil)
+}
+
+// recover loads the vhost's retained messages and persistent sessions
+// from the store, drops sessions whose queue is gone and shared queues
+// nobody belongs to. It runs in New, before any session.
+func (a *Adapter) recover() {
+	now := a.cfg.Now().UnixNano()
+	if err := a.retained.load(now); err != nil {
+		a.cfg.Log.Error("loading retained messages failed", "err", err)
+	}
+	vh := a.cfg.Router.VHost(a.cfg.VHost)
+	if a.cfg.Store != nil {
+		prefix := a.stateKey("", 0, 0)
+		prefix = prefix[:len(prefix)-2]
+		var stale []storage.Op
+		err := a.cfg.Store.ScanMeta(storage.KindSession, func(key, val []byte) error {
+			if !bytes.HasPrefix(key, prefix) {
+				return nil
+			}
+			rest := key[len(prefix):]
+			i := bytes.IndexByte(rest, 0)
+			if i < 0 || i+1 >= len(rest) {
+				return nil
+			}
+			cid := string(rest[:i])
+			st := a.states[cid]
+			if st == nil {
+				st = newState()
+				a.states[cid] = st
+			}
+			ok := false
+			switch tail := rest[i+1:]; {
+			case tail[0] == 's' && len(tail) == 1:
+				ok = decodeState(st, val)
+			case tail[0] == 'p' && len(tail) == 3:
+				var rec out2Rec
+				if rec, ok = decodeOut2(val); ok {
+					st.out2[binary.BigEndian.Uint16(tail[1:])] = rec
+				}
+			}
+			if !ok {
+				a.cfg.Log.Warn("dropping an unreadable MQTT session record", "client", cid)
+				stale = append(stale, storage.DeleteMeta(storage.KindSession, bytes.Clone(key)))
+			}
+			return nil
+		})
+		if err != nil {
+			a.cfg.Log.Error("loading MQTT sessions failed", "err", err)
+		}
+		for cid, st := range a.states {
+			if vh == nil || vh.Queue(sessionQueue(cid)) == nil {
+				stale = append(stale, a.dropStateOps(cid, st)...)
+				delete(a.states, cid)
+				continue
+			}
+			for _, sb := range st.subs {
+				if sb.group != "" {
+					m := a.shared[sb.queue]
+					if m == nil {
+						m = make(map[string]struct{})
+						a.shared[sb.queue] = m
+					}
+					m[cid] = struct{}{}
+				}
+			}
+		}
+		a.commit(stale, false, nil)
+	}
+	if vh == nil {
+		return
+	}
+	for _, q := range vh.Queues() {
+		if strings.HasPrefix(q.Name, sharedPrefix) && a.shared[q.Name] == nil {
+			_, _ = vh.DeleteQueue(q.Name, false, false, 0, nil)
+		}
+	}
+}
