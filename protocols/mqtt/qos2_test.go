@@ -191,3 +191,23 @@ func TestLegacySessionAdoptsBindings(t *testing.T) {
 		t.Fatalf("subscriptions %v", h.s.st.subs)
 	}
 }
+
+// More unacknowledged inbound QoS 2 publishes than the announced Receive
+// Maximum end an MQTT 5 connection with 0x93.
+func TestReceiveMaximumEnforced(t *testing.T) {
+	h := newHarness(t, Config{})
+	ack := h.connectOK(5, "flood")
+	if ack.Properties.ReceiveMaximum != receiveMaximum {
+		t.Fatalf("CONNACK Receive Maximum %d, want %d", ack.Properties.ReceiveMaximum, receiveMaximum)
+	}
+	for i := 1; i <= receiveMaximum; i++ {
+		h.publish("rm", 2, uint16(i), "x")
+		h.expect(tPubrec) // and no PUBREL: each stays in flight
+	}
+	h.publish("rm", 2, 1, "x") // a resend of one in flight is fine
+	h.expect(tPubrec)
+	h.publish("rm", 2, receiveMaximum+1, "x")
+	if d := h.expect(tDisconnect); d.ReasonCode != rcReceiveMaxExceeded {
+		t.Fatalf("DISCONNECT %+v", d)
+	}
+}

@@ -166,6 +166,7 @@ type session struct {
 	relPending int // restored released QoS 2 ids: window the router does not see
 	lastPID    uint16
 	qos2       map[uint16]bool // inbound QoS 2 ids between PUBLISH and PUBREL
+	inQoS1     int             // inbound QoS 1 publishes not yet PUBACKed
 	ops        []*op
 	blocked    bool // Feed stopped taking packets: too many pending ops
 	warned     bool // retained quota warning logged
@@ -371,6 +372,11 @@ func (s *session) disconnect(body []byte) error {
 }
 
 // connack queues a CONNACK in the client's version.
+// receiveMaximum is the Receive Maximum announced to MQTT 5 clients: the
+// most QoS 1 and 2 publishes a client may have unacknowledged; more ends
+// the connection with 0x93 (for 3.1.1, a plain close).
+const receiveMaximum = 1024
+
 func (s *session) connack(v5 bool, sp bool, rc byte, props []byte) {
 	flags := byte(0)
 	if sp {
@@ -562,6 +568,7 @@ func (s *session) resume() error {
 		}
 		mps := uint32(s.cfg.MaxPacketSize)
 		props = append(props,
+			0x21, byte(receiveMaximum>>8), byte(receiveMaximum&0xff), // receive maximum
 			0x25, 1, // retain available
 			0x27, byte(mps>>24), byte(mps>>16), byte(mps>>8), byte(mps), // maximum packet size
 			0x29, 1, // subscription identifiers available
@@ -723,6 +730,15 @@ func (s *session) publish(pk *publishPkt) error {
 	}
 	qos := pk.qos
 	var o *op
+	if qos > 0 && len(s.qos2)+s.inQoS1 >= receiveMaximum && !(qos == 2 && s.qos2[pk.id]) {
+		// More unacknowledged QoS 1 and 2 publishes than the Receive
+		// Maximum we announced (MQTT 5 §3.3.4): for 3.1.1 the same bound
+		// keeps a client from growing our state without end.
+		return &discErr{rcReceiveMaxExceeded, "more than " + strconv.Itoa(receiveMaximum) + " unacknowledged QoS 1 and 2 publishes"}
+	}
+	if qos == 1 {
+		s.inQoS1++
+	}
 	if qos > 0 {
 		o = &op{kind: opPuback, id: pk.id}
 		if qos == 2 {
@@ -860,6 +876,9 @@ func (s *session) flushOps() {
 		s.ops = s.ops[1:]
 		switch o.kind {
 		case opPuback, opPubrec:
+			if o.kind == opPuback {
+				s.inQoS1--
+			}
 			rc, reason := o.rc, ""
 			switch {
 			case o.err != nil:

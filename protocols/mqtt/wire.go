@@ -44,6 +44,7 @@ const (
 	rcTopicFilterInvalid = 0x8F
 	rcTopicNameInvalid   = 0x90
 	rcPacketIDNotFound   = 0x92
+	rcReceiveMaxExceeded = 0x93
 	rcTopicAliasInvalid  = 0x94
 	rcPacketTooLarge     = 0x95
 	rcQuotaExceeded      = 0x97
