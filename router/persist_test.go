@@ -250,3 +250,28 @@ func FuzzDecodeMeta(f *testing.F) {
 		_, _ = New(Config{Store: st})
 	})
 }
+
+// Acks in order become range deletes that never overlap: each starts where
+// the last ended. Overlapping ones (each from 0) made Pebble fragment its
+// range tombstones quadratically, gigabytes of heap under load.
+func TestRangeDeletesDoNotOverlap(t *testing.T) {
+	e := newEnv(t)
+	e.queue("dq", QueueOptions{Durable: true})
+	ch, rec, _ := e.consume("dq", ConsumeOptions{})
+	for i := range 50 {
+		e.pub("", "dq", itoa(i), persistent)
+		ds := rec.all()
+		if err := ch.Ack(ds[len(ds)-1].Tag, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := e.store.ranges
+	if len(rs) < 50 {
+		t.Fatalf("%d range deletes for 50 in-order acks", len(rs))
+	}
+	for i := 1; i < len(rs); i++ {
+		if rs[i][0] != rs[i-1][1] || rs[i][1] <= rs[i][0] {
+			t.Fatalf("range delete %d is %v after %v: they overlap or leave a gap", i, rs[i], rs[i-1])
+		}
+	}
+}

@@ -96,6 +96,11 @@ type Queue struct {
 	durLive  ring[storage.SeqNum]        // stored seqs not yet gone, ascending
 	durGone  map[storage.SeqNum]struct{} // gone out of order, above durLive's head
 	lowMoved bool
+	// delLow: every stored seq below it is covered by a range delete
+	// already, so the next one starts there. Overlapping range deletes
+	// (each from 0) made Pebble fragment its memtable's range tombstones
+	// quadratically: gigabytes of heap under a steady persistent load.
+	delLow storage.SeqNum
 	ops      []storage.Op // pending no-sync ops, committed by flush
 
 	ttlTimer *time.Timer
@@ -417,7 +422,10 @@ func (q *Queue) flush() {
 		if q.durLive.len() > 0 {
 			low = *q.durLive.peek()
 		}
-		q.ops = append(q.ops, storage.DeleteRange(q.ID, 0, low))
+		if low > q.delLow {
+			q.ops = append(q.ops, storage.DeleteRange(q.ID, q.delLow, low))
+			q.delLow = low
+		}
 		q.lowMoved = false
 	}
 	if len(q.ops) > 0 && !q.deleted {

@@ -26,6 +26,7 @@ type fakeStore struct {
 	held    []func()
 	failErr error
 	commits int
+	ranges  [][2]storage.SeqNum // every OpDeleteRange, in order
 }
 
 func newFakeStore() *fakeStore {
@@ -46,6 +47,9 @@ func (s *fakeStore) Commit(ops []storage.Op, sync bool, done func(error)) {
 	}
 	s.commits++
 	for _, op := range ops {
+		if op.Kind == storage.OpDeleteRange {
+			s.ranges = append(s.ranges, [2]storage.SeqNum{op.Seq, op.End})
+		}
 		space := s.msgs
 		if op.Paged {
 			space = s.paged
