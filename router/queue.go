@@ -101,7 +101,7 @@ type Queue struct {
 	// (each from 0) made Pebble fragment its memtable's range tombstones
 	// quadratically: gigabytes of heap under a steady persistent load.
 	delLow storage.SeqNum
-	ops      []storage.Op // pending no-sync ops, committed by flush
+	ops    []storage.Op // pending no-sync ops, committed by flush
 
 	ttlTimer *time.Timer
 	ttlAt    int64
