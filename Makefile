@@ -18,7 +18,7 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 200ms
 ARGS ?=
 
-.PHONY: help build run test interop bench fuzz lint check clean
+.PHONY: help build run test interop bench bench-compare fuzz lint check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-9s %s\n", $$1, $$2}'
@@ -44,6 +44,13 @@ bench: ## benchmarks in every module, briefly (BENCHTIME=200ms)
 		echo "== $$m: go test -bench"; \
 		(cd $$m && $(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./...); \
 	done
+
+# Junction against RabbitMQ and Mosquitto on this machine; ARGS=--quick for
+# short runs, ARGS=--pin to pin brokers to CPU 0 and the generator to CPU 1.
+bench-compare: build ## Junction vs RabbitMQ and Mosquitto side by side; writes bench/results/DATE.md (ARGS=--quick, --pin)
+	bench/deps.sh
+	cd bench && CGO_ENABLED=0 $(GO) build -o ../bin/loadgen ./cmd/loadgen && CGO_ENABLED=0 $(GO) build -o ../bin/bench-compare ./cmd/compare
+	cd bench && ../bin/bench-compare --junction ../bin/junction --loadgen ../bin/loadgen $(ARGS)
 
 # Every `func FuzzXxx` in the broker's module, each run alone for FUZZTIME.
 fuzz: ## run every fuzz target for FUZZTIME (10s) each

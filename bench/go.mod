@@ -2,7 +2,13 @@ module github.com/junction-broker/junction/bench
 
 go 1.26.8
 
-require github.com/junction-broker/junction v0.0.0
+require (
+	github.com/eclipse/paho.mqtt.golang v1.5.0
+	github.com/go-stomp/stomp/v3 v3.1.5
+	github.com/junction-broker/junction v0.0.0
+	github.com/rabbitmq/amqp091-go v1.10.0
+	golang.org/x/image v0.24.0
+)
 
 require (
 	github.com/BurntSushi/toml v1.4.0 // indirect
@@ -22,6 +28,7 @@ require (
 	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/golang/protobuf v1.5.3 // indirect
 	github.com/golang/snappy v0.0.5-0.20231225225746-43d5d4cd4e0e // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/klauspost/compress v1.17.11 // indirect
 	github.com/kr/pretty v0.3.1 // indirect
 	github.com/kr/text v0.2.0 // indirect
@@ -34,8 +41,10 @@ require (
 	github.com/prometheus/procfs v0.10.1 // indirect
 	github.com/rogpeppe/go-internal v1.9.0 // indirect
 	golang.org/x/exp v0.0.0-20230626212559-97b1e661b5df // indirect
+	golang.org/x/net v0.27.0 // indirect
+	golang.org/x/sync v0.11.0 // indirect
 	golang.org/x/sys v0.30.0 // indirect
-	golang.org/x/text v0.21.0 // indirect
+	golang.org/x/text v0.22.0 // indirect
 	google.golang.org/protobuf v1.33.0 // indirect
 )
 

@@ -1,0 +1,617 @@
+// Command bench-compare runs the load scenarios against Junction, RabbitMQ
+// and Mosquitto side by side on this machine and writes the comparison to
+// results/DATE.md (results/DATE-quick.md with -quick), with a PNG chart and
+// the raw runs as JSON beside it. `make bench-compare` builds what it needs
+// and runs it; see the Benchmarks section of the README.
+//
+// Each broker starts from a fresh data directory on its own ports. Every
+// scenario runs -runs times against every broker that speaks its protocol,
+// the brokers taking turns run by run, so a change in the machine's load
+// hits all of them alike; each run is a separate loadgen process. The exit
+// status is 1 when a Junction run failed or lost an acknowledged message.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/junction-broker/junction/bench/broker"
+	"github.com/junction-broker/junction/bench/load"
+	"github.com/junction-broker/junction/bench/proc"
+	"github.com/junction-broker/junction/bench/report"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+type config struct {
+	quick       bool
+	pin         bool
+	runs        int
+	duration    time.Duration
+	drain       time.Duration
+	scenarios   []load.Scenario
+	brokers     []string
+	junction    string
+	junctionRev string
+	loadgen     string
+	out         string
+	name        string
+	work        string
+	keep        bool
+	maxRSS      int64
+	settle      time.Duration
+	args        []string
+}
+
+func parse(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("bench-compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &config{args: args}
+	var scen, brokers string
+	var maxRSS int64
+	fs.BoolVar(&c.quick, "quick", false, "short runs (2 s each): the whole comparison in under 5 minutes")
+	fs.BoolVar(&c.pin, "pin", false, "pin the brokers to CPU 0 and the load generator to CPU 1 (taskset)")
+	fs.IntVar(&c.runs, "runs", 3, "runs per scenario and broker; the report shows the median")
+	fs.DurationVar(&c.duration, "duration", 0, "how long producers publish in each run (default 10s, 2s with -quick)")
+	fs.DurationVar(&c.drain, "drain", 30*time.Second, "longest wait for deliveries after producers stop")
+	fs.StringVar(&scen, "scenarios", "", "comma-separated scenario names or prefixes (amqp, mqtt-fanin); default all")
+	fs.StringVar(&brokers, "brokers", "junction,rabbitmq,mosquitto", "brokers to compare")
+	fs.StringVar(&c.junction, "junction", "../bin/junction", "the junction binary")
+	fs.StringVar(&c.junctionRev, "junction-rev", "", "what to call the junction binary in the report (default: git describe of its directory)")
+	fs.StringVar(&c.loadgen, "loadgen", "../bin/loadgen", "the loadgen binary")
+	fs.StringVar(&c.out, "out", "results", "directory for the report, chart and raw JSON")
+	fs.StringVar(&c.name, "name", "", "report file name without extension (default DATE, DATE-quick with -quick)")
+	fs.StringVar(&c.work, "work", "", "directory for the brokers' data and logs (default a new temporary one)")
+	fs.BoolVar(&c.keep, "keep", false, "keep the brokers' data and logs afterwards")
+	fs.Int64Var(&maxRSS, "max-rss-mib", 4096, "kill a broker whose resident memory passes this many MiB (and restart it)")
+	fs.DurationVar(&c.settle, "settle", 15*time.Second, "longest wait between runs for every broker to go idle")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	c.maxRSS = maxRSS << 20
+	if c.duration == 0 {
+		c.duration = 10 * time.Second
+		if c.quick {
+			c.duration = 2 * time.Second
+		}
+	}
+	if c.quick && c.drain == 30*time.Second {
+		c.drain = 15 * time.Second
+	}
+	for _, s := range load.Scenarios {
+		if scen == "" || matches(s.Name, scen) {
+			c.scenarios = append(c.scenarios, s)
+		}
+	}
+	if len(c.scenarios) == 0 {
+		return nil, fmt.Errorf("-scenarios %q matches none", scen)
+	}
+	for _, b := range strings.Split(brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			if _, ok := broker.DefaultPorts[b]; !ok {
+				return nil, fmt.Errorf("-brokers: unknown broker %q", b)
+			}
+			c.brokers = append(c.brokers, b)
+		}
+	}
+	if c.name == "" {
+		c.name = time.Now().Format("2006-01-02")
+		if c.quick {
+			c.name += "-quick"
+		}
+	}
+	return c, nil
+}
+
+func matches(name, list string) bool {
+	for _, p := range strings.Split(list, ",") {
+		if p = strings.TrimSpace(p); p != "" && (name == p || strings.HasPrefix(name, p+"-") || strings.HasPrefix(name, p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// bench is one comparison in progress.
+type bench struct {
+	c      *config
+	stderr io.Writer
+
+	mu        sync.Mutex
+	brokers   map[string]*broker.Broker
+	restarts  map[string]int
+	incidents []string
+	killed    map[*broker.Broker]string // by the memory watchdog, and why
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.stderr, "bench-compare: "+format+"\n", args...)
+}
+
+func (b *bench) incident(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	b.mu.Lock()
+	b.incidents = append(b.incidents, s)
+	b.mu.Unlock()
+	b.logf("%s", firstLine(s))
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	c, err := parse(args, stderr)
+	if err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		fmt.Fprintf(stderr, "bench-compare: %v\n", err)
+		return 2
+	}
+	b := &bench{c: c, stderr: stderr, brokers: map[string]*broker.Broker{}, restarts: map[string]int{}, killed: map[*broker.Broker]string{}}
+	code, err := b.compare(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench-compare: %v\n", err)
+		return 1
+	}
+	return code
+}
+
+func (b *bench) compare(ctx context.Context) (int, error) {
+	c := b.c
+	var err error
+	if c.junction, err = filepath.Abs(c.junction); err != nil {
+		return 1, err
+	}
+	if c.loadgen, err = filepath.Abs(c.loadgen); err != nil {
+		return 1, err
+	}
+	if _, err := os.Stat(c.loadgen); err != nil {
+		return 1, fmt.Errorf("loadgen: %w (make bench-compare builds it)", err)
+	}
+	needed := map[string]bool{}
+	for _, s := range c.scenarios {
+		for _, br := range c.brokers {
+			if s.Runs(br) {
+				needed[br] = true
+			}
+		}
+	}
+	var names []string
+	for _, br := range c.brokers {
+		if needed[br] {
+			if err := broker.Check(br, c.junction); err != nil {
+				return 1, fmt.Errorf("%w (make bench-compare installs it; or leave it out with -brokers)", err)
+			}
+			names = append(names, br)
+		}
+	}
+	if c.pin && runtime.NumCPU() < 2 {
+		return 1, fmt.Errorf("-pin needs 2 CPUs, this machine has %d", runtime.NumCPU())
+	}
+	if c.work == "" {
+		if c.work, err = os.MkdirTemp("", "junction-bench-"); err != nil {
+			return 1, err
+		}
+	}
+	if !c.keep {
+		defer os.RemoveAll(c.work)
+	}
+	epmdBefore := epmdRunning()
+	startLoad := loadavg()
+	started := time.Now()
+
+	defer func() { // after stopAll, deferred below
+		if !epmdBefore && epmdRunning() {
+			_ = exec.Command("epmd", "-kill").Run() // RabbitMQ started it for us
+		}
+	}()
+	defer b.stopAll()
+	for _, name := range names {
+		if err := b.start(ctx, name); err != nil {
+			return 1, err
+		}
+	}
+	wctx, wstop := context.WithCancel(ctx)
+	go b.watchdog(wctx)
+
+	results := map[string]map[string][]load.Result{} // scenario → broker → runs
+	for _, s := range c.scenarios {
+		results[s.Name] = map[string][]load.Result{}
+		for i := range c.runs {
+			for _, name := range names {
+				if !s.Runs(name) {
+					continue
+				}
+				if ctx.Err() != nil {
+					wstop()
+					return 1, ctx.Err()
+				}
+				res := b.runOnce(ctx, s, name, i)
+				results[s.Name][name] = append(results[s.Name][name], res)
+			}
+		}
+	}
+	wstop()
+	b.stopAll()
+	endLoad := loadavg()
+
+	rep := b.report(results, startLoad, endLoad, time.Since(started))
+	if err := os.MkdirAll(c.out, 0o755); err != nil {
+		return 1, err
+	}
+	base := filepath.Join(c.out, c.name)
+	var png bytes.Buffer
+	if err := report.WriteChart(&png, rep); err != nil {
+		return 1, err
+	}
+	if err := os.WriteFile(base+".png", png.Bytes(), 0o644); err != nil {
+		return 1, err
+	}
+	var md bytes.Buffer
+	if err := report.WriteMarkdown(&md, rep); err != nil {
+		return 1, err
+	}
+	if err := os.WriteFile(base+".md", md.Bytes(), 0o644); err != nil {
+		return 1, err
+	}
+	raw, _ := json.MarshalIndent(results, "", "  ")
+	if err := os.WriteFile(base+".json", raw, 0o644); err != nil {
+		return 1, err
+	}
+	b.logf("wrote %s.md, %s.png and %s.json in %v", base, base, base, time.Since(started).Round(time.Second))
+
+	code := 0
+	for _, s := range c.scenarios {
+		for _, r := range results[s.Name]["junction"] {
+			if r.Error != "" {
+				b.logf("JUNCTION FAILED: %s run: %s", s.Name, r.Error)
+				code = 1
+			}
+		}
+	}
+	return code, nil
+}
+
+func (b *bench) pinArgs(cpu int) []string {
+	if !b.c.pin {
+		return nil
+	}
+	return []string{"taskset", "-c", strconv.Itoa(cpu)}
+}
+
+func (b *bench) start(ctx context.Context, name string) error {
+	b.mu.Lock()
+	n := b.restarts[name]
+	b.mu.Unlock()
+	root := b.c.work
+	if n > 0 {
+		root = filepath.Join(b.c.work, "restart-"+strconv.Itoa(n))
+	}
+	b.logf("starting %s", name)
+	br, err := broker.Start(ctx, name, root, broker.Options{Junction: b.c.junction, Pin: b.pinArgs(0)})
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.brokers[name] = br
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *bench) stopAll() {
+	b.mu.Lock()
+	brs := b.brokers
+	b.brokers = map[string]*broker.Broker{}
+	b.mu.Unlock()
+	for name, br := range brs {
+		if err := br.Stop(60 * time.Second); err != nil {
+			b.logf("stop %s: %v", name, err)
+		}
+	}
+}
+
+// watchdog kills a broker whose memory passes the cap, so that a runaway
+// broker cannot take the machine down; the next run restarts it.
+func (b *bench) watchdog(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		brs := maps(b.brokers)
+		b.mu.Unlock()
+		for _, br := range brs {
+			if done, _ := br.Exited(); done {
+				continue
+			}
+			if rss := proc.RSS(br.PIDs()); rss > b.c.maxRSS {
+				why := fmt.Sprintf("resident memory %d MiB passed the %d MiB cap (-max-rss-mib)", rss>>20, b.c.maxRSS>>20)
+				b.mu.Lock()
+				b.killed[br] = why
+				b.mu.Unlock()
+				br.Kill()
+			}
+		}
+	}
+}
+
+func maps(m map[string]*broker.Broker) []*broker.Broker {
+	var out []*broker.Broker
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// ensure restarts broker name if it has died, recording why.
+func (b *bench) ensure(ctx context.Context, name, when string) *broker.Broker {
+	b.mu.Lock()
+	br := b.brokers[name]
+	b.mu.Unlock()
+	if br == nil {
+		return nil
+	}
+	done, err := br.Exited()
+	if !done {
+		return br
+	}
+	b.mu.Lock()
+	why, killed := b.killed[br]
+	b.restarts[name]++
+	b.mu.Unlock()
+	if !killed {
+		why = fmt.Sprintf("exited (%v)", err)
+	}
+	detail := "Last lines of its log:\n\n```\n" + br.LogTail(15) + "\n```"
+	if st := br.BusyStacks(3, 24); st != "" {
+		detail = "Its running goroutines when it was stopped (SIGQUIT):\n\n```\n" + st + "\n```"
+	}
+	b.incident("**%s %s %s**; restarted from a fresh data directory. %s", name, why, when, detail)
+	if err := b.start(ctx, name); err != nil {
+		b.incident("**%s could not be restarted**: %v", name, err)
+		b.mu.Lock()
+		delete(b.brokers, name)
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Lock()
+	br = b.brokers[name]
+	b.mu.Unlock()
+	return br
+}
+
+// settle waits until no broker uses more than 5 % of a CPU, so one run's
+// aftermath (RabbitMQ's schedulers spinning down, a compaction) is not
+// charged to the next; it gives up after -settle.
+func (b *bench) settle(ctx context.Context) string {
+	deadline := time.Now().Add(b.c.settle)
+	const window = 300 * time.Millisecond
+	for {
+		b.mu.Lock()
+		brs := b.brokers
+		b.mu.Unlock()
+		before := map[string]time.Duration{}
+		pids := map[string][]int{}
+		for name, br := range brs {
+			pids[name] = br.PIDs()
+			before[name] = proc.CPU(pids[name])
+		}
+		began := time.Now()
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(window):
+		}
+		elapsed := time.Since(began) // longer than window on an overloaded machine
+		busy := ""
+		for name := range brs {
+			if use := float64(proc.CPU(pids[name])-before[name]) / float64(elapsed); use > 0.05 {
+				busy += fmt.Sprintf("%s at %.0f%% CPU; ", name, use*100)
+			}
+		}
+		if busy == "" || time.Now().After(deadline) {
+			return strings.TrimSuffix(busy, "; ")
+		}
+	}
+}
+
+func (b *bench) runOnce(ctx context.Context, s load.Scenario, name string, i int) load.Result {
+	res := load.Result{Scenario: s.Name, Broker: name}
+	br := b.ensure(ctx, name, "before run "+strconv.Itoa(i+1)+" of "+s.Name)
+	if br == nil {
+		res.Error = "broker not running"
+		return res
+	}
+	if busy := b.settle(ctx); busy != "" {
+		b.incident("Still busy %v after the previous run, before run %d of %s on %s: %s.", b.c.settle, i+1, s.Name, name, busy)
+		for _, other := range []string{"junction", "rabbitmq", "mosquitto"} {
+			if other != name {
+				b.ensure(ctx, other, "while "+name+" waited to run "+s.Name) // the watchdog may have just killed it
+			}
+		}
+	}
+	// The other brokers sleep through this run: whatever they still do in
+	// the background must not be charged to this one.
+	b.mu.Lock()
+	for other, ob := range b.brokers {
+		if other != name {
+			ob.Freeze()
+			defer ob.Thaw()
+		}
+	}
+	b.mu.Unlock()
+	t := br.Target()
+	argv := append(b.pinArgs(1), b.c.loadgen, "-json",
+		"-scenario", s.Name, "-broker", name,
+		"-amqp", t.AMQP, "-mqtt", t.MQTT, "-stomp", t.STOMP,
+		"-pids", strconv.Itoa(t.PIDs[0]),
+		"-duration", b.c.duration.String(), "-drain", b.c.drain.String())
+	rctx, cancel := context.WithTimeout(ctx, b.c.duration+b.c.drain+2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(rctx, argv[0], argv[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	began := time.Now()
+	err := cmd.Run()
+	took := time.Since(began)
+	if jerr := json.Unmarshal(stdout.Bytes(), &res); jerr != nil {
+		res.Error = fmt.Sprintf("loadgen: %v: %s", err, strings.TrimSpace(stderr.String()))
+	} else if err != nil && res.Error == "" {
+		res.Error = fmt.Sprintf("loadgen: %v", err)
+	}
+	res.Scenario, res.Broker = s.Name, name
+	b.mu.Lock()
+	killed, isKilled := b.killed[br] // the watchdog may still be waiting for it to exit
+	b.mu.Unlock()
+	switch done, _ := br.Exited(); {
+	case isKilled:
+		res.Error = strings.TrimSuffix("broker killed during the run: "+killed+"; "+res.Error, "; ")
+	case done:
+		res.Error = strings.TrimSuffix("broker died during the run; "+res.Error, "; ")
+	}
+	status := fmt.Sprintf("%.0f msg/s, p99 %.2f ms, lost %d", res.MsgPerSec, res.P99, res.Lost)
+	if res.Error != "" {
+		status += ": " + res.Error
+	}
+	b.logf("%-17s %-9s run %d/%d (%4.1fs): %s", s.Name, name, i+1, b.c.runs, took.Seconds(), status)
+	return res
+}
+
+func (b *bench) report(results map[string]map[string][]load.Result, startLoad, endLoad string, took time.Duration) *report.Report {
+	c := b.c
+	mode := "full"
+	if c.quick {
+		mode = "quick"
+	}
+	pin := "not pinned: brokers and load generator share both cores"
+	if c.pin {
+		pin = "pinned with taskset: brokers on CPU 0, load generator on CPU 1"
+	}
+	var versions []string
+	for _, name := range []string{"junction", "rabbitmq", "mosquitto"} {
+		if slices.ContainsFunc(c.scenarios, func(s load.Scenario) bool { return s.Runs(name) }) && slices.Contains(c.brokers, name) {
+			v := broker.Version(name, c.junction)
+			if name == "junction" && c.junctionRev != "" {
+				v = "Junction " + c.junctionRev
+			}
+			versions = append(versions, v)
+		}
+	}
+	rep := &report.Report{
+		Title: fmt.Sprintf("Junction vs RabbitMQ and Mosquitto, %s (%s)", time.Now().Format("2006-01-02"), mode),
+		Header: []string{
+			"**Caveat:** this machine may be loaded by other work running at the same time (CI, builds, other sessions); " +
+				"the brokers take turns run by run so such load falls on all of them alike, but absolute figures can be low and noisy. " +
+				fmt.Sprintf("Load average before: %s; after: %s.", startLoad, endLoad),
+			"Machine: " + machine() + ". " + strings.Join(versions, "; ") + "; load generator " + runtime.Version() +
+				" with amqp091-go v1.10.0, paho.mqtt.golang v1.5.0, go-stomp v3.1.5.",
+			fmt.Sprintf("Mode: %s, %d runs of %v per scenario and broker (median shown), %s. Took %v. Command: `bench-compare %s`.",
+				mode, c.runs, c.duration, pin, took.Round(time.Second), strings.Join(c.args, " ")),
+		},
+		Incidents: b.incidents,
+		Chart:     c.name + ".png",
+		Method: []string{
+			"Closed loop, as the baseline in shared/reference/baseline.md: producers publish as fast as flow control lets them (TCP back-pressure, " +
+				"100 publisher confirms or 20 unacknowledged MQTT QoS ≥ 1 messages in flight per producer where the scenario says so) " +
+				"and pause while 1,000 deliveries are outstanding end to end. After the run's duration they stop, the generator waits for every " +
+				"delivery owed (up to the drain limit, or until nothing arrives for 2 s) and counts.",
+			"Every payload carries its send time (monotonic ns), producer and sequence number: latency is publish call to delivery in the consumer; " +
+				"received counts distinct deliveries; lost is deliveries owed (sent × queues or subscribers; for reliable modes only messages the broker " +
+				"acknowledged) that never came. msg/s is distinct deliveries from the first publish to the last delivery.",
+			"Broker CPU is utime+stime of the broker's process tree (/proc/PID/stat) over the run; peak RSS is the sum of VmHWM (/proc/PID/status) " +
+				"over that tree, reset with /proc/PID/clear_refs at the start of each run; loadgen CPU is the generator's own (getrusage). " +
+				"Each figure in a table is the median over the runs that completed; lost is the largest of any run.",
+			"RabbitMQ runs with its defaults (its own config file sets only the listeners; plugins rabbitmq_mqtt and rabbitmq_stomp); Mosquitto with " +
+				"`persistence true` and `max_queued_messages 10000`; Junction with its defaults. Between runs the harness waits (up to -settle) for " +
+				"every broker to go idle, and during a run the other brokers are frozen (SIGSTOP), so none is charged for another's background work.",
+		},
+	}
+	for _, s := range c.scenarios {
+		sr := report.Scenario{Scenario: s, Skipped: map[string]string{}}
+		for _, name := range load.Brokers[s.Proto] {
+			if !slices.Contains(c.brokers, name) {
+				continue
+			}
+			if why, skip := s.Skip[name]; skip {
+				sr.Skipped[name] = why
+				continue
+			}
+			if runs := results[s.Name][name]; len(runs) > 0 {
+				sr.Rows = append(sr.Rows, report.Aggregate(name, runs))
+			}
+		}
+		rep.Scenarios = append(rep.Scenarios, sr)
+	}
+	return rep
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func machine() string {
+	model := "?"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	mem := "?"
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) > 1 {
+			if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				mem = fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
+			}
+		}
+	}
+	kernel := "?"
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("%d × %s, %s RAM, Linux %s, loopback only", runtime.NumCPU(), model, mem, kernel)
+}
+
+func epmdRunning() bool {
+	return exec.Command("epmd", "-names").Run() == nil
+}
