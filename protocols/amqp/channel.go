@@ -2,8 +2,8 @@ package amqp
 
 import (
 	"strconv"
-	"sync/atomic"
 
+	"github.com/junction-broker/junction/protocols"
 	"github.com/junction-broker/junction/protocols/amqp/frame"
 	"github.com/junction-broker/junction/router"
 )
@@ -586,21 +586,8 @@ func (c *channel) holdPublish(m *router.Message) error {
 func (c *channel) commit() error {
 	s := c.s
 	op, done := c.later(&frame.TxCommitOk{})
-	var pending atomic.Int64
-	var failed atomic.Pointer[error]
-	one := func(err error) {
-		if err != nil {
-			failed.CompareAndSwap(nil, &err)
-		}
-		if pending.Add(-1) == 0 {
-			var e error
-			if p := failed.Load(); p != nil {
-				e = *p
-			}
-			done(e)
-		}
-	}
-	pending.Store(int64(len(c.txPubs)) + 1)
+	// One call per publish, one for this function itself.
+	one := protocols.JoinDone(len(c.txPubs)+1, done)
 	var err error
 	for i := range c.txPubs {
 		p := &c.txPubs[i]

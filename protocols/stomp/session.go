@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	sf "github.com/go-stomp/stomp/v3/frame"
@@ -716,21 +715,8 @@ func (s *session) commit(f *frame.Frame, receipt string) {
 	}
 	delete(s.txs, f.Header.Get(sf.Transaction))
 	done := s.done(receipt)
-	var pending atomic.Int64
-	var failed atomic.Pointer[error]
-	one := func(err error) {
-		if err != nil {
-			failed.CompareAndSwap(nil, &err)
-		}
-		if pending.Add(-1) == 0 {
-			var e error
-			if p := failed.Load(); p != nil {
-				e = *p
-			}
-			done(e)
-		}
-	}
-	pending.Store(int64(len(tx.ops)) + 1)
+	// One call per held frame, one for this function itself.
+	one := protocols.JoinDone(len(tx.ops)+1, done)
 	for _, op := range tx.ops {
 		if s.state != stConnected {
 			one(nil)
