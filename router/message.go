@@ -2,7 +2,10 @@ package router
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/junction-broker/junction/storage"
 )
 
 // PropFlag marks which optional properties a message carries. AMQP tells an
@@ -139,6 +142,12 @@ const maxTTL = 1<<32 - 1
 const msgVersion = 1
 
 func encodeMessage(dst []byte, expiresAt int64, m *Message) []byte {
+	return append(encodeMessageHead(dst, expiresAt, m), m.Body...)
+}
+
+// encodeMessageHead is encodeMessage without the body's bytes: everything
+// up to and including the body's length.
+func encodeMessageHead(dst []byte, expiresAt int64, m *Message) []byte {
 	e := enc{b: dst}
 	e.u8(msgVersion)
 	e.u64(uint64(expiresAt))
@@ -188,9 +197,43 @@ func encodeMessage(dst []byte, expiresAt int64, m *Message) []byte {
 	if p.Flags&HasClusterID != 0 {
 		e.str(p.ClusterID)
 	}
-	e.bytes(m.Body)
+	e.uvarint(uint64(len(m.Body)))
 	return e.b
 }
+
+// storedRec is a durable queue's copy of a persistent message on its way
+// to the store: encodeMessage's bytes, marshalled by the store's committer
+// straight into its batch. The queue marks it dropped when the message
+// leaves the queue (acknowledged, expired, purged); if that happens before
+// the committer gets to it, as it does for a message consumed and
+// acknowledged within one group commit, it is never written
+// (storage.Droppable).
+type storedRec struct {
+	head    []byte // encodeMessageHead
+	body    []byte // the message's body; nil once marshalled, so a paged-out body can go
+	n       int
+	dropped atomic.Bool
+}
+
+func newStoredRec(expiresAt int64, m *Message) *storedRec {
+	head := encodeMessageHead(make([]byte, 0, 64), expiresAt, m)
+	return &storedRec{head: head, body: m.Body, n: len(head) + len(m.Body)}
+}
+
+// Size implements storage.Record.
+func (r *storedRec) Size() int { return r.n }
+
+// MarshalTo implements storage.Record. The store calls it once, on its
+// committer goroutine.
+func (r *storedRec) MarshalTo(dst []byte) {
+	copy(dst[copy(dst, r.head):], r.body)
+	r.head, r.body = nil, nil
+}
+
+// Dropped implements storage.Droppable.
+func (r *storedRec) Dropped() bool { return r.dropped.Load() }
+
+var _ storage.Droppable = (*storedRec)(nil)
 
 func decodeMessage(b []byte) (m *Message, expiresAt int64, err error) {
 	d := dec{b: b}

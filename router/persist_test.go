@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/junction-broker/junction/storage"
 )
 
 func TestRecoveryRebuildsTopologyAndMessagesInOrder(t *testing.T) {
@@ -272,6 +273,38 @@ func TestRangeDeletesDoNotOverlap(t *testing.T) {
 	for i := 1; i < len(rs); i++ {
 		if rs[i][0] != rs[i-1][1] || rs[i][1] <= rs[i][0] {
 			t.Fatalf("range delete %d is %v after %v: they overlap or leave a gap", i, rs[i], rs[i-1])
+		}
+	}
+}
+
+// TestGoneMessagesAreDroppedBeforeTheyAreWritten: a persistent message that
+// leaves the queue (acknowledged) marks its record dropped, so a store that
+// has not written it yet need not; one still unacknowledged or requeued
+// does not.
+func TestGoneMessagesAreDroppedBeforeTheyAreWritten(t *testing.T) {
+	e := newEnv(t)
+	e.queue("dq", QueueOptions{Durable: true})
+	ch, rec, _ := e.consume("dq", ConsumeOptions{})
+	for i := range 3 {
+		e.pub("", "dq", itoa(i), persistent)
+	}
+	ds := rec.all()
+	if len(ds) != 3 || len(e.store.appends) != 3 {
+		t.Fatalf("%d deliveries and %d appends for 3 publishes", len(ds), len(e.store.appends))
+	}
+	if err := ch.Ack(ds[0].Tag, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Nack(ds[1].Tag, false, true); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false, false} {
+		d, ok := e.store.appends[i].(storage.Droppable)
+		if !ok {
+			t.Fatalf("append %d: record %T is not storage.Droppable", i, e.store.appends[i])
+		}
+		if d.Dropped() != want {
+			t.Errorf("append %d (%s): dropped %v, want %v", i, []string{"acked", "requeued", "unacked"}[i], d.Dropped(), want)
 		}
 	}
 }

@@ -62,6 +62,10 @@ type qentry struct {
 	redelivered bool
 	stored      bool // a durable copy is in the store under (queue, seq)
 	paged       bool // a copy is in the store's paged space
+	// rec is the durable copy handed to the store by this run of the
+	// broker (nil for recovered messages): gone marks it dropped, so the
+	// store need not write a message already gone.
+	rec *storedRec
 }
 
 type deadLetter struct {
@@ -194,7 +198,8 @@ func (q *Queue) publish(m *Message, msgTTL int64, now int64, c **confirm, dls *[
 			*c = &confirm{}
 		}
 		(*c).add()
-		rec := storage.Bytes(encodeMessage(nil, e.expiresAt, m))
+		rec := newStoredRec(e.expiresAt, m)
+		e.rec = rec
 		done := (*c).complete
 		if page {
 			// Over the memory budget: once the durable copy is applied
@@ -392,6 +397,10 @@ func (q *Queue) gone(e *qentry) {
 		return
 	}
 	e.stored = false
+	if e.rec != nil {
+		e.rec.dropped.Store(true)
+		e.rec = nil
+	}
 	if q.durLive.len() > 0 && *q.durLive.peek() == e.seq {
 		q.durLive.pop()
 		for q.durLive.len() > 0 {

@@ -27,6 +27,7 @@ type fakeStore struct {
 	failErr error
 	commits int
 	ranges  [][2]storage.SeqNum // every OpDeleteRange, in order
+	appends []storage.Record    // every OpAppend's record, in order
 }
 
 func newFakeStore() *fakeStore {
@@ -56,6 +57,7 @@ func (s *fakeStore) Commit(ops []storage.Op, sync bool, done func(error)) {
 		}
 		switch op.Kind {
 		case storage.OpAppend:
+			s.appends = append(s.appends, op.Rec)
 			m := space[op.Queue]
 			if m == nil {
 				m = map[storage.SeqNum][]byte{}

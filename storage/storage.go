@@ -53,6 +53,20 @@ type Record interface {
 	MarshalTo(dst []byte)
 }
 
+// Droppable is a Record of an OpAppend that may stop being needed before
+// the store writes it: the message was consumed and acknowledged while its
+// commit waited for the batch before it. A store may then skip writing it;
+// the Commit still completes as usual (after the batch's sync, for a synced
+// one). Skipping is an optimisation, never required: RabbitMQ confirms a
+// persistent message once it is on disk or consumed and acknowledged, and
+// so may a store.
+type Droppable interface {
+	Record
+	// Dropped reports whether the record need not be written. It may be
+	// called from any goroutine, once it returns true it stays true.
+	Dropped() bool
+}
+
 // Bytes is a Record holding ready-made bytes.
 type Bytes []byte
 

@@ -150,6 +150,9 @@ func (s *Store) apply(b *pebble.Batch, sync bool) (err error) {
 func (s *Store) add(b *pebble.Batch, op *storage.Op, scratch map[cursorKey]storage.SeqNum) error {
 	switch op.Kind {
 	case storage.OpAppend:
+		if d, ok := op.Rec.(storage.Droppable); ok && d.Dropped() {
+			return nil // consumed and acknowledged before it was written
+		}
 		size := 0
 		if op.Rec != nil {
 			size = op.Rec.Size()

@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/junction-broker/junction/storage"
@@ -39,4 +40,42 @@ func TestConformancePersistent(t *testing.T) {
 	storetest.RunPersistent(t, func(t testing.TB, dir string) storage.Store {
 		return mustOpen(t, dir, smallOpts(nil))
 	})
+}
+
+// droppable is a storage.Droppable record for TestDroppedAppendsAreNotWritten.
+type droppable struct {
+	storage.Bytes
+	dropped bool
+}
+
+func (d droppable) Dropped() bool { return d.dropped }
+
+// TestDroppedAppendsAreNotWritten: an append whose record reports Dropped
+// when the committer reaches it is skipped, and its synced Commit still
+// completes; the others in the batch are written.
+func TestDroppedAppendsAreNotWritten(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), smallOpts(nil))
+	defer s.Close()
+	done := make(chan error, 1)
+	s.Commit([]storage.Op{
+		storage.Append(1, 1, droppable{Bytes: storage.Bytes("gone"), dropped: true}),
+		storage.Append(1, 2, droppable{Bytes: storage.Bytes("kept")}),
+		storage.Append(1, 3, storage.Bytes("plain")),
+	}, true, func(err error) { done <- err })
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("commit not done after 10s")
+	}
+	if b, err := s.Get(1, 1, false); err == nil {
+		t.Errorf("dropped append was written: %q", b)
+	}
+	for seq, want := range map[storage.SeqNum]string{2: "kept", 3: "plain"} {
+		if b, err := s.Get(1, seq, false); err != nil || string(b) != want {
+			t.Errorf("Get(1, %d) = %q, %v; want %q", seq, b, err, want)
+		}
+	}
 }
