@@ -4,9 +4,7 @@ go 1.26.8
 
 require (
 	github.com/eclipse/paho.mqtt.golang v1.5.0
-	github.com/go-stomp/stomp/v3 v3.1.5
 	github.com/junction-broker/junction v0.0.0
-	github.com/rabbitmq/amqp091-go v1.10.0
 	golang.org/x/image v0.24.0
 )
 

@@ -8,6 +8,7 @@ package broker
 
 import (
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"net"
@@ -360,6 +361,9 @@ func Version(name, junction string) string {
 		rev := run("git", "-C", filepath.Dir(junction), "rev-parse", "--short", "HEAD")
 		if run("git", "-C", filepath.Dir(junction), "status", "--porcelain", "--untracked-files=no") != "" {
 			rev += "+uncommitted"
+		}
+		if bi, err := buildinfo.ReadFile(junction); err == nil {
+			rev += " (built with " + bi.GoVersion + ")"
 		}
 		return "Junction " + rev
 	case "rabbitmq":

@@ -6,78 +6,120 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/junction-broker/junction/protocols/amqp/frame"
 )
 
-// amqpDriver runs AMQP 0-9-1 scenarios through rabbitmq/amqp091-go: queues
-// (and an exchange) named after the run, one connection per producer and
-// per consumer, consumers acking every delivery.
+// amqpDriver runs AMQP 0-9-1 scenarios over wireConn (amqpwire.go), the
+// generator's lean client: queues (and an exchange) named after the run,
+// one connection per producer and per consumer, consumers acking every
+// delivery with a basic.ack of its own (written in batches), producers
+// pipelining publishes and keeping at most Confirms unconfirmed.
 type amqpDriver struct {
 	url      string
+	side     side
 	mu       sync.Mutex // guards conns: close may run on any goroutine
-	conns    []*amqp.Connection
-	exchange string   // "" for the default exchange
-	queues   []string // one per sink
+	conns    []*wireConn
+	exchange string   // where producers publish: "" for the default exchange
+	declared string   // the exchange setup declared, for teardown; "" if none
+	queues   []string // one per sink, declared by setup
 	keys     []string // routing keys producers cycle through
-	pubs     []*amqp.Channel
-	confirms []chan amqp.Confirmation
+	pubs     []*wireConn
 }
 
-func (d *amqpDriver) dial() (*amqp.Connection, *amqp.Channel, error) {
-	c, err := amqp.Dial(d.url)
+func (d *amqpDriver) dial(ctx context.Context) (*wireConn, error) {
+	c, err := dialWire(ctx, d.url)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	d.mu.Lock()
 	d.conns = append(d.conns, c)
 	d.mu.Unlock()
-	ch, err := c.Channel()
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, ch, nil
+	return c, nil
 }
 
 func (d *amqpDriver) setup(ctx context.Context, r *run) error {
 	sc := r.sc
-	_, admin, err := d.dial()
+	switch {
+	case d.side.consumers():
+		if err := d.declare(ctx, r); err != nil {
+			return err
+		}
+	case sc.Route == RouteQueue:
+		d.keys = []string{r.routeQueue()}
+	case sc.Route == RouteTopic:
+		d.exchange, d.keys = "amq.topic", []string{r.routeKey()}
+	default:
+		return fmt.Errorf("amqp: no destination for producers on route %q", sc.Route)
+	}
+	if d.side.consumers() {
+		if err := d.consume(ctx, r); err != nil {
+			return err
+		}
+	}
+	if d.side.producers() {
+		if err := d.connectProducers(ctx, r); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// declare declares the queues the consumers read, and the exchange and
+// bindings that lead there, and sets where producers publish.
+func (d *amqpDriver) declare(ctx context.Context, r *run) error {
+	sc := r.sc
+	admin, err := d.dial(ctx)
 	if err != nil {
 		return err
 	}
 	for q := range sc.Sinks {
 		name := "bench." + r.id + ".q" + strconv.Itoa(q)
-		if _, err := admin.QueueDeclare(name, sc.Persistent, false, false, false, nil); err != nil {
+		if sc.Route == RouteQueue {
+			if sc.Sinks != 1 {
+				return errors.New("amqp: route queue is one sink")
+			}
+			name = r.routeQueue()
+		}
+		if _, err := admin.call(&frame.QueueDeclare{Queue: name, Durable: sc.Persistent}, &frame.QueueDeclareOk{}); err != nil {
 			return fmt.Errorf("queue.declare %s: %w", name, err)
 		}
 		d.queues = append(d.queues, name)
 	}
-	switch sc.Exchange {
-	case "":
+	switch {
+	case sc.Route == RouteTopic:
+		d.exchange, d.keys = "amq.topic", []string{r.routeKey()}
+		for _, q := range d.queues {
+			if err := admin.bind(q, d.exchange, r.routeKey()); err != nil {
+				return fmt.Errorf("queue.bind: %w", err)
+			}
+		}
+	case sc.Route == RouteQueue || sc.Exchange == "":
 		d.keys = []string{d.queues[0]}
-	case "fanout":
+	case sc.Exchange == "fanout":
 		d.exchange = "bench." + r.id
-		if err := admin.ExchangeDeclare(d.exchange, "fanout", false, false, false, false, nil); err != nil {
+		d.declared = d.exchange
+		if err := admin.declareExchange(d.exchange, "fanout"); err != nil {
 			return fmt.Errorf("exchange.declare: %w", err)
 		}
 		for _, q := range d.queues {
-			if err := admin.QueueBind(q, "", d.exchange, false, nil); err != nil {
+			if err := admin.bind(q, d.exchange, ""); err != nil {
 				return fmt.Errorf("queue.bind: %w", err)
 			}
 		}
 		d.keys = []string{""}
-	case "topic":
+	case sc.Exchange == "topic":
 		// Bindings/Sinks patterns "bench.K.*", each bound to every queue, so
 		// every message reaches every queue through a trie of many patterns.
 		d.exchange = "bench." + r.id
-		if err := admin.ExchangeDeclare(d.exchange, "topic", false, false, false, false, nil); err != nil {
+		d.declared = d.exchange
+		if err := admin.declareExchange(d.exchange, "topic"); err != nil {
 			return fmt.Errorf("exchange.declare: %w", err)
 		}
 		patterns := max(sc.Bindings/sc.Sinks, 1)
 		for k := range patterns {
 			for _, q := range d.queues {
-				if err := admin.QueueBind(q, "bench."+strconv.Itoa(k)+".*", d.exchange, false, nil); err != nil {
+				if err := admin.bind(q, d.exchange, "bench."+strconv.Itoa(k)+".*"); err != nil {
 					return fmt.Errorf("queue.bind: %w", err)
 				}
 			}
@@ -86,102 +128,53 @@ func (d *amqpDriver) setup(ctx context.Context, r *run) error {
 	default:
 		return fmt.Errorf("unknown exchange type %q", sc.Exchange)
 	}
+	return nil
+}
 
-	for i, c := range r.cons {
-		_, ch, err := d.dial()
+// consume connects the consumers and starts their goroutines.
+func (d *amqpDriver) consume(ctx context.Context, r *run) error {
+	sc := r.sc
+	for i, cs := range r.cons {
+		c, err := d.dial(ctx)
 		if err != nil {
 			return err
 		}
-		if err := ch.Qos(sc.Prefetch, 0, false); err != nil {
+		if _, err := c.call(&frame.BasicQos{PrefetchCount: uint16(sc.Prefetch)}, &frame.BasicQosOk{}); err != nil {
 			return fmt.Errorf("basic.qos: %w", err)
 		}
-		deliveries, err := ch.Consume(d.queues[c.sink], "bench-"+strconv.Itoa(i), false, false, false, false, nil)
-		if err != nil {
+		tag := "bench-" + strconv.Itoa(i)
+		if _, err := c.call(&frame.BasicConsume{Queue: d.queues[cs.sink], ConsumerTag: tag}, &frame.BasicConsumeOk{}); err != nil {
 			return fmt.Errorf("basic.consume: %w", err)
 		}
 		r.wg.Go(func() {
-			for m := range deliveries {
-				r.record(c, m.Body)
-				if err := m.Ack(false); err != nil {
-					if !r.closing.Load() {
-						r.fail(fmt.Errorf("consumer %d: basic.ack: %w", i, err))
-					}
-					return
-				}
-			}
+			err := c.consume(r, cs)
 			if !r.closing.Load() {
-				r.fail(fmt.Errorf("consumer %d: deliveries stopped: channel or connection closed by the broker", i))
+				r.fail(fmt.Errorf("consumer %d: %w", i, err))
 			}
 		})
 	}
+	return nil
+}
+
+// connectProducers connects the producers, in confirm mode if asked.
+func (d *amqpDriver) connectProducers(ctx context.Context, r *run) error {
 	for range r.prods {
-		_, ch, err := d.dial()
+		c, err := d.dial(ctx)
 		if err != nil {
 			return err
 		}
-		var confirms chan amqp.Confirmation
-		if sc.Confirms > 0 {
-			if err := ch.Confirm(false); err != nil {
+		if r.sc.Confirms > 0 {
+			if _, err := c.call(&frame.ConfirmSelect{}, &frame.ConfirmSelectOk{}); err != nil {
 				return fmt.Errorf("confirm.select: %w", err)
 			}
-			// Room for every confirmation in flight, so the library never
-			// blocks delivering one.
-			confirms = ch.NotifyPublish(make(chan amqp.Confirmation, sc.Confirms+1))
 		}
-		d.pubs = append(d.pubs, ch)
-		d.confirms = append(d.confirms, confirms)
+		d.pubs = append(d.pubs, c)
 	}
-	return ctx.Err()
+	return nil
 }
 
 func (d *amqpDriver) produce(ctx context.Context, r *run, i int) error {
-	sc, p, ch, confirms := r.sc, r.prods[i], d.pubs[i], d.confirms[i]
-	msg := amqp.Publishing{ContentType: "application/octet-stream", Body: payload(sc.Size)}
-	if sc.Persistent {
-		msg.DeliveryMode = amqp.Persistent
-	}
-	inflight := 0
-	await := func() error { // the oldest confirmation; delivery tag n is sequence number n-1
-		select {
-		case c, ok := <-confirms:
-			if !ok {
-				return errors.New("confirms stopped: channel closed by the broker")
-			}
-			inflight--
-			if c.Ack {
-				p.acked.add(c.DeliveryTag - 1)
-			} else {
-				p.nacked++
-			}
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	for seq := uint64(0); ; seq++ {
-		if confirms != nil && inflight >= sc.Confirms {
-			if err := await(); err != nil {
-				return fmt.Errorf("producer %d: %w", i, err)
-			}
-		}
-		if !r.acquire() {
-			break
-		}
-		r.stamp(msg.Body, p, seq)
-		// amqp091-go writes the frames before Publish returns, so the body
-		// buffer is ours again at once.
-		if err := ch.PublishWithContext(ctx, d.exchange, d.keys[seq%uint64(len(d.keys))], false, false, msg); err != nil {
-			return fmt.Errorf("producer %d: basic.publish: %w", i, err)
-		}
-		p.sent++
-		inflight++
-	}
-	for confirms != nil && inflight > 0 {
-		if err := await(); err != nil {
-			return fmt.Errorf("producer %d: %w", i, err)
-		}
-	}
-	return nil
+	return d.pubs[i].produce(ctx, r, i, d.exchange, d.keys)
 }
 
 func (d *amqpDriver) close() {
@@ -190,7 +183,7 @@ func (d *amqpDriver) close() {
 	d.conns = nil
 	d.mu.Unlock()
 	for _, c := range conns {
-		_ = c.CloseDeadline(time.Now().Add(5 * time.Second))
+		c.close()
 	}
 }
 
@@ -198,23 +191,27 @@ func (d *amqpDriver) teardown(ctx context.Context, r *run) error {
 	if len(d.queues) == 0 {
 		return nil
 	}
-	c, err := amqp.Dial(d.url)
+	return deleteAMQP(ctx, d.url, d.queues, d.declared)
+}
+
+// deleteAMQP deletes queues and, unless "", exchange, on a connection of
+// its own.
+func deleteAMQP(ctx context.Context, url string, queues []string, exchange string) error {
+	c, err := dialWire(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer c.CloseDeadline(time.Now().Add(5 * time.Second))
-	ch, err := c.Channel()
-	if err != nil {
-		return err
-	}
+	defer c.close()
 	var errs []error
-	for _, q := range d.queues {
-		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+	for _, q := range queues {
+		if _, err := c.call(&frame.QueueDelete{Queue: q}, &frame.QueueDeleteOk{}); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if d.exchange != "" {
-		errs = append(errs, ch.ExchangeDelete(d.exchange, false, false))
+	if exchange != "" {
+		if _, err := c.call(&frame.ExchangeDelete{Exchange: exchange}, &frame.ExchangeDeleteOk{}); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

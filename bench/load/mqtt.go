@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -11,24 +12,28 @@ import (
 )
 
 // mqttDriver runs MQTT 3.1.1 scenarios through eclipse/paho.mqtt.golang:
-// one clean-session client per publisher and per subscriber. Fan-in: each
+// one client per publisher and per subscriber, clean-session unless the
+// scenario keeps persistent sessions for its subscribers. Fan-in: each
 // publisher has its own topic bench/RUN/pN and one subscriber takes
-// bench/RUN/+; fan-out: one topic bench/RUN/fan and every subscriber takes it.
+// bench/RUN/+; fan-out: one topic bench/RUN/fan and every subscriber takes
+// it; RouteTopic: every publisher on bench/RUN/x, every subscriber takes it.
 type mqttDriver struct {
-	addr    string
-	mu      sync.Mutex // guards clients: close may run on any goroutine
-	clients []mqtt.Client
-	pubs    []mqtt.Client
-	topics  []string // per producer
+	addr     string
+	side     side
+	mu       sync.Mutex // guards clients: close may run on any goroutine
+	clients  []mqtt.Client
+	pubs     []mqtt.Client
+	topics   []string // per producer
+	sessions []string // client ids of persistent sessions, for teardown
 }
 
-func (d *mqttDriver) connect(ctx context.Context, r *run, id string) (mqtt.Client, error) {
+func (d *mqttDriver) connect(ctx context.Context, r *run, id string, clean bool) (mqtt.Client, error) {
 	o := mqtt.NewClientOptions().
 		AddBroker("tcp://" + d.addr).
 		SetClientID(id).
 		SetUsername("guest").SetPassword("guest"). // RabbitMQ's default user; Mosquitto allows anonymous
 		SetProtocolVersion(4).
-		SetCleanSession(true).
+		SetCleanSession(clean).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetKeepAlive(30 * time.Second).
@@ -63,23 +68,62 @@ func (d *mqttDriver) setup(ctx context.Context, r *run) error {
 	base := "bench/" + r.id + "/"
 	filter := base + "+"
 	for i := range r.prods {
-		if sc.FanOut {
+		switch {
+		case sc.Route == RouteTopic:
+			d.topics = append(d.topics, r.routeTopic())
+		case sc.Route != RouteNative:
+			return fmt.Errorf("mqtt: no topic for route %q", sc.Route)
+		case sc.FanOut:
 			d.topics = append(d.topics, base+"fan")
-		} else {
+		default:
 			d.topics = append(d.topics, base+"p"+strconv.Itoa(i))
 		}
 	}
-	if sc.FanOut {
+	switch {
+	case sc.Route == RouteTopic:
+		filter = r.routeTopic()
+	case sc.Route != RouteNative:
+		return fmt.Errorf("mqtt: no subscription for route %q", sc.Route)
+	case sc.FanOut:
 		filter = base + "fan"
 	}
+	if d.side.consumers() {
+		if err := d.subscribe(ctx, r, filter); err != nil {
+			return err
+		}
+	}
+	if !d.side.producers() {
+		return nil
+	}
+	for i := range r.prods {
+		cl, err := d.connect(ctx, r, "bench-"+r.id+"-p"+strconv.Itoa(i), true)
+		if err != nil {
+			return err
+		}
+		d.pubs = append(d.pubs, cl)
+	}
+	return nil
+}
+
+// subscribe connects the subscribers and subscribes each to filter.
+func (d *mqttDriver) subscribe(ctx context.Context, r *run, filter string) error {
+	sc := r.sc
+	want := sc.DeliveryQoS()
 	for i, c := range r.cons {
-		cl, err := d.connect(ctx, r, "bench-"+r.id+"-s"+strconv.Itoa(i))
+		id := "bench-" + r.id + "-s" + strconv.Itoa(i)
+		if sc.PersistentSession {
+			d.sessions = append(d.sessions, id) // before connecting: a session may exist even if CONNECT fails later
+		}
+		cl, err := d.connect(ctx, r, id, !sc.PersistentSession)
 		if err != nil {
 			return err
 		}
 		t := cl.Subscribe(filter, sc.QoS, func(_ mqtt.Client, m mqtt.Message) {
 			c.mu.Lock()
 			r.record(c, m.Payload())
+			if m.Qos() < want {
+				c.low++
+			}
 			c.mu.Unlock()
 		})
 		if err := wait(ctx, t); err != nil {
@@ -88,13 +132,6 @@ func (d *mqttDriver) setup(ctx context.Context, r *run) error {
 		if q := t.(*mqtt.SubscribeToken).Result()[filter]; q == 0x80 {
 			return fmt.Errorf("subscribe %s: refused (0x80)", filter)
 		}
-	}
-	for i := range r.prods {
-		cl, err := d.connect(ctx, r, "bench-"+r.id+"-p"+strconv.Itoa(i))
-		if err != nil {
-			return err
-		}
-		d.pubs = append(d.pubs, cl)
 	}
 	return nil
 }
@@ -163,5 +200,27 @@ func (d *mqttDriver) close() {
 	wg.Wait()
 }
 
-// teardown has nothing to delete: clean sessions leave nothing behind.
-func (d *mqttDriver) teardown(context.Context, *run) error { return nil }
+// teardown ends the persistent sessions, each by connecting with clean
+// session 1 under its client id, which discards the session and its queue
+// ([MQTT-3.1.2-6]); clean sessions leave nothing behind.
+func (d *mqttDriver) teardown(ctx context.Context, r *run) error {
+	var errs []error
+	for _, id := range d.sessions {
+		o := mqtt.NewClientOptions().
+			AddBroker("tcp://" + d.addr).
+			SetClientID(id).
+			SetUsername("guest").SetPassword("guest").
+			SetProtocolVersion(4).
+			SetCleanSession(true).
+			SetAutoReconnect(false).
+			SetConnectRetry(false).
+			SetConnectTimeout(10 * time.Second)
+		c := mqtt.NewClient(o)
+		if err := wait(ctx, c.Connect()); err != nil {
+			errs = append(errs, fmt.Errorf("end session %s: %w", id, err))
+			continue
+		}
+		c.Disconnect(100)
+	}
+	return errors.Join(errs...)
+}

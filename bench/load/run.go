@@ -37,6 +37,10 @@ type Options struct {
 	Duration time.Duration // how long producers publish
 	Drain    time.Duration // longest wait for deliveries after producers stop; default 30s
 	Quiet    time.Duration // the drain also ends when nothing arrives for this long; default 2s
+
+	// Idle scenarios.
+	Conns  int           // connections to open instead of the scenario's Conns; 0: the scenario's
+	Settle time.Duration // longest wait for the broker's memory to settle once all are connected; default 60s
 }
 
 // Result is what one run measured. Latencies are in milliseconds, from the
@@ -55,6 +59,7 @@ type Result struct {
 	Duplicates int64   `json:"duplicates"` // deliveries of a message a sink already had
 	Lost       int64   `json:"lost"`       // deliveries owed and never made
 	Malformed  int64   `json:"malformed"`  // deliveries too short for the header or naming no producer of this run
+	Downgraded int64   `json:"downgraded"` // deliveries that reached an MQTT subscriber below the scenario's DeliveryQoS
 	Reliable   bool    `json:"reliable"`   // lost must be 0
 
 	MsgPerSec float64 `json:"msg_per_sec"` // distinct deliveries per second
@@ -68,6 +73,18 @@ type Result struct {
 	BrokerPeakRSS int64   `json:"broker_peak_rss"`  // bytes: sum of VmHWM over the broker's processes
 	PeakIsRunOnly bool    `json:"peak_is_run_only"` // VmHWM was reset at the start of the run (else: since broker start)
 	LoadgenCPU    float64 `json:"loadgen_cpu_s"`    // this generator's CPU seconds over the run
+
+	// Idle scenarios: the broker's resident memory (sum of VmRSS over its
+	// process tree) before connecting and with Conns connections open,
+	// once it has settled; BytesPerConn is the difference over Conns.
+	// BrokerCPU and BrokerPeakRSS then cover connecting and settling.
+	Conns          int64   `json:"conns,omitempty"`
+	RSSBefore      int64   `json:"rss_before,omitempty"`
+	RSSAfter       int64   `json:"rss_after,omitempty"`
+	BytesPerConn   float64 `json:"bytes_per_conn,omitempty"`
+	ConnectSeconds float64 `json:"connect_s,omitempty"` // from the first dial to the last CONNACK (and SUBACK)
+	SettleSeconds  float64 `json:"settle_s,omitempty"`  // from then until RSS was stable
+	Unsettled      bool    `json:"unsettled,omitempty"` // RSS was still moving at the deadline: RSSAfter is the last sample
 }
 
 // run is the state one scenario run shares between its producer and
@@ -115,6 +132,7 @@ type consumer struct {
 	seen []bitset // per producer
 	hist Histogram
 	bad  int64 // deliveries without our header
+	low  int64 // deliveries below the scenario's DeliveryQoS (MQTT)
 }
 
 func newRun(sc *Scenario) *run {
@@ -226,10 +244,25 @@ func (r *run) record(c *consumer, body []byte) {
 	}
 }
 
+// side says which connections a driver makes: a single-protocol run has
+// one driver for both sides, a cross-protocol run one per side.
+type side uint8
+
+const (
+	bothSides side = iota
+	consumerSide
+	producerSide
+)
+
+func (s side) consumers() bool { return s != producerSide }
+func (s side) producers() bool { return s != consumerSide }
+
 // driver is one protocol's side of a run.
 type driver interface {
-	// setup connects every consumer and producer, declares what the
-	// scenario needs, and starts the consumer goroutines (r.wg).
+	// setup connects every consumer and producer of its side (all, for
+	// a single-protocol run), declares what they need, and starts the
+	// consumer goroutines (r.wg). Once it returns, every consumer's
+	// subscription is in place: a message published then reaches it.
 	setup(ctx context.Context, r *run) error
 	// produce publishes as producer i until r stops, then waits for the
 	// broker to acknowledge what it published (reliable modes).
@@ -251,20 +284,16 @@ func Run(ctx context.Context, sc Scenario, t Target, o Options) (Result, error) 
 	if o.Quiet <= 0 {
 		o.Quiet = 2 * time.Second
 	}
+	if sc.Idle() {
+		return runIdle(ctx, sc, t, o)
+	}
 	if sc.Size < HeaderLen {
 		return Result{}, fmt.Errorf("load: %s: payload %d B is shorter than the %d B header", sc.Name, sc.Size, HeaderLen)
 	}
 	res := Result{Scenario: sc.Name, Broker: t.Broker, Reliable: sc.Reliable()}
-	var d driver
-	switch sc.Proto {
-	case AMQP:
-		d = &amqpDriver{url: t.AMQP}
-	case MQTT:
-		d = &mqttDriver{addr: t.MQTT}
-	case STOMP:
-		d = &stompDriver{addr: t.STOMP, amqpURL: t.AMQP}
-	default:
-		return res, fmt.Errorf("load: unknown protocol %q", sc.Proto)
+	d, err := newDriver(&sc, t)
+	if err != nil {
+		return res, err
 	}
 	r := newRun(&sc)
 	ctx, r.cancel = context.WithCancel(ctx)
@@ -273,7 +302,7 @@ func Run(ctx context.Context, sc Scenario, t Target, o Options) (Result, error) 
 	// Setup and teardown get their own bounded contexts: a stalled broker
 	// must not hang the generator.
 	sctx, scancel := context.WithTimeout(ctx, 60*time.Second)
-	err := d.setup(sctx, r)
+	err = d.setup(sctx, r)
 	scancel()
 	defer func() {
 		tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -338,6 +367,67 @@ func Run(ctx context.Context, sc Scenario, t Target, o Options) (Result, error) 
 	return res, nil
 }
 
+// newDriver returns the driver for sc against t: one protocol's for both
+// sides, or a crossDriver pairing the consumers' protocol's with the
+// producers'.
+func newDriver(sc *Scenario, t Target) (driver, error) {
+	one := func(p Protocol, s side) (driver, error) {
+		switch p {
+		case AMQP:
+			return &amqpDriver{url: t.AMQP, side: s}, nil
+		case MQTT:
+			return &mqttDriver{addr: t.MQTT, side: s}, nil
+		case STOMP:
+			return &stompDriver{addr: t.STOMP, amqpURL: t.AMQP, side: s}, nil
+		}
+		return nil, fmt.Errorf("load: unknown protocol %q", p)
+	}
+	if !sc.Cross() {
+		return one(sc.Proto, bothSides)
+	}
+	if sc.Route == RouteNative {
+		return nil, fmt.Errorf("load: %s: a cross-protocol scenario needs a Route", sc.Name)
+	}
+	cons, err := one(sc.ConsumerProto(), consumerSide)
+	if err != nil {
+		return nil, err
+	}
+	prod, err := one(sc.Proto, producerSide)
+	if err != nil {
+		return nil, err
+	}
+	return &crossDriver{cons: cons, prod: prod}, nil
+}
+
+// crossDriver runs a cross-protocol scenario: cons connects the consumers
+// (and declares what they read), then prod the producers.
+type crossDriver struct{ cons, prod driver }
+
+func (d *crossDriver) setup(ctx context.Context, r *run) error {
+	if err := d.cons.setup(ctx, r); err != nil {
+		return err
+	}
+	return d.prod.setup(ctx, r)
+}
+
+func (d *crossDriver) produce(ctx context.Context, r *run, i int) error {
+	return d.prod.produce(ctx, r, i)
+}
+
+func (d *crossDriver) close() {
+	d.prod.close()
+	d.cons.close()
+}
+
+func (d *crossDriver) teardown(ctx context.Context, r *run) error {
+	return errors.Join(d.prod.teardown(ctx, r), d.cons.teardown(ctx, r))
+}
+
+// The names a run's Route gives its destination.
+func (r *run) routeQueue() string { return "bench-" + r.id }
+func (r *run) routeKey() string   { return "bench." + r.id + ".x" }
+func (r *run) routeTopic() string { return "bench/" + r.id + "/x" } // routeKey as MQTT sees it
+
 // drain waits until every delivery owed has arrived, or nothing has arrived
 // for quiet, or limit passes.
 func (r *run) drain(ctx context.Context, limit, quiet time.Duration) error {
@@ -376,6 +466,7 @@ func (r *run) tally(res *Result, start, end int64) {
 		c.mu.Lock()
 		hist.Merge(&c.hist)
 		res.Malformed += c.bad
+		res.Downgraded += c.low
 		for p, seen := range c.seen {
 			res.Duplicates += int64(sinks[c.sink][p].union(seen))
 		}

@@ -65,3 +65,14 @@ func TestWindowPausesProducers(t *testing.T) {
 		t.Fatal("acquire granted after stop")
 	}
 }
+
+func TestTallyDowngraded(t *testing.T) {
+	sc := Scenario{Name: "t", Proto: STOMP, To: MQTT, Route: RouteTopic, Producers: 1, Consumers: 2, Sinks: 2, QoS: 1, Persistent: true, Size: 64}
+	r := newRun(&sc)
+	r.cons[0].low, r.cons[1].low = 2, 3
+	var res Result
+	r.tally(&res, 0, r.now())
+	if res.Downgraded != 5 {
+		t.Errorf("Downgraded = %d, want 5", res.Downgraded)
+	}
+}

@@ -4,57 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
-	"time"
-
-	"github.com/go-stomp/stomp/v3"
-	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// stompWriteQueue is go-stomp's outgoing frame queue on a producer's
-// connection, set explicitly because the producer's buffer ring depends on
-// it.
-const stompWriteQueue = 20
-
-// stompDriver runs STOMP 1.2 scenarios through go-stomp/stomp/v3 on the
-// RabbitMQ-style destination /queue/bench-RUN (a durable queue of that name
-// in the default exchange, on RabbitMQ and on Junction), with
-// client-individual acks. STOMP cannot delete a queue, so teardown deletes
-// it over AMQP when the broker speaks it.
+// stompDriver runs STOMP 1.2 scenarios over stompWire (stompwire.go), the
+// generator's lean client, on RabbitMQ-style destinations, with
+// client-individual acks: /queue/bench-RUN (a durable queue of that name in
+// the default exchange, on RabbitMQ and on Junction) for RouteNative and
+// RouteQueue, /topic/bench.RUN.x (amq.topic; each subscription a queue of
+// its own) for RouteTopic. STOMP cannot delete a queue, so teardown deletes
+// /queue/'s over AMQP when the broker speaks it.
 type stompDriver struct {
 	addr    string
 	amqpURL string
-	mu      sync.Mutex // guards conns and nets: close may run on any goroutine
-	conns   []*stomp.Conn
-	nets    []net.Conn
-	pubs    []*stomp.Conn
-	queue   string
+	side    side
+	mu      sync.Mutex // guards conns: close may run on any goroutine
+	conns   []*stompWire
+	pubs    []*stompWire
+	dest    string // where producers SEND and consumers SUBSCRIBE
+	queue   string // the queue dest declares, if it is a /queue/
 }
 
-// dial connects with writeQueue frames of room in go-stomp's outgoing queue.
-//
-// go-stomp reads and writes on one goroutine, which blocks handing a
-// MESSAGE to a full subscription channel; a consumer that acks from the
-// goroutine reading that channel then blocks on a full outgoing queue, and
-// both wait for ever (the broker, its window full, sends nothing more). So a
-// consumer's connection gets room for every ack its prefetch allows.
-func (d *stompDriver) dial(ctx context.Context, writeQueue int) (*stomp.Conn, error) {
-	var dialer net.Dialer
-	nc, err := dialer.DialContext(ctx, "tcp", d.addr)
-	if err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	d.nets = append(d.nets, nc)
-	d.mu.Unlock()
-	c, err := stomp.Connect(nc,
-		stomp.ConnOpt.Login("guest", "guest"),
-		stomp.ConnOpt.Host("/"),
-		stomp.ConnOpt.AcceptVersion(stomp.V12),
-		stomp.ConnOpt.WriteChannelCapacity(writeQueue),
-		stomp.ConnOpt.MsgSendTimeout(30*time.Second))
+func (d *stompDriver) dial(ctx context.Context) (*stompWire, error) {
+	c, err := dialStompWire(ctx, d.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -65,85 +38,116 @@ func (d *stompDriver) dial(ctx context.Context, writeQueue int) (*stomp.Conn, er
 }
 
 func (d *stompDriver) setup(ctx context.Context, r *run) error {
-	if r.sc.Sinks != 1 {
-		return errors.New("stomp: one queue only")
+	switch r.sc.Route {
+	case RouteNative, RouteQueue:
+		if r.sc.Sinks != 1 {
+			return errors.New("stomp: one queue only")
+		}
+		d.queue = r.routeQueue()
+		d.dest = "/queue/" + d.queue
+	case RouteTopic:
+		d.dest = "/topic/" + r.routeKey()
+	default:
+		return fmt.Errorf("stomp: no destination for route %q", r.sc.Route)
 	}
-	d.queue = "bench-" + r.id
-	dest := "/queue/" + d.queue
-	for i, c := range r.cons {
-		conn, err := d.dial(ctx, r.sc.Prefetch+stompWriteQueue)
+	if d.side.consumers() {
+		if err := d.subscribe(ctx, r); err != nil {
+			return err
+		}
+	}
+	if !d.side.producers() {
+		return nil
+	}
+	for range r.prods {
+		c, err := d.dial(ctx)
 		if err != nil {
 			return err
 		}
-		sub, err := conn.Subscribe(dest, stomp.AckClientIndividual,
-			stomp.SubscribeOpt.Header("prefetch-count", strconv.Itoa(r.sc.Prefetch)))
+		d.pubs = append(d.pubs, c)
+	}
+	return nil
+}
+
+// subscribe connects the consumers, subscribes each to d.dest (with a
+// receipt, so the subscription and the /queue/ it declares are in place
+// before producers start) and starts their goroutines.
+func (d *stompDriver) subscribe(ctx context.Context, r *run) error {
+	for i, cs := range r.cons {
+		c, err := d.dial(ctx)
 		if err != nil {
-			return fmt.Errorf("subscribe: %w", err)
+			return err
+		}
+		if err := c.subscribe(ctx, strconv.Itoa(i), d.dest, r.sc.Prefetch); err != nil {
+			return fmt.Errorf("consumer %d: %w", i, err)
 		}
 		r.wg.Go(func() {
-			for m := range sub.C {
-				if m.Err != nil {
-					if !r.closing.Load() {
-						r.fail(fmt.Errorf("consumer %d: %w", i, m.Err))
-					}
-					return
-				}
-				r.record(c, m.Body)
-				if err := conn.Ack(m); err != nil {
-					if !r.closing.Load() {
-						r.fail(fmt.Errorf("consumer %d: ack: %w", i, err))
-					}
-					return
-				}
+			err := c.consume(r, cs)
+			if !r.closing.Load() {
+				r.fail(fmt.Errorf("consumer %d: %w", i, err))
 			}
 		})
 	}
-	for range r.prods {
-		conn, err := d.dial(ctx, stompWriteQueue)
+	return ctx.Err()
+}
+
+// consume reads MESSAGEs until the connection fails or closes, acking each
+// with an ACK of its own; readFrame writes the ACKs when it runs out of
+// buffered input.
+func (c *stompWire) consume(r *run, cs *consumer) error {
+	for {
+		f, done, err := c.readFrame()
 		if err != nil {
+			return fmt.Errorf("deliveries stopped: %w", err)
+		}
+		switch f.command {
+		case "MESSAGE":
+			r.record(cs, f.body)
+			id := f.header("ack")
+			if id == nil {
+				done()
+				return errors.New("MESSAGE without an ack header")
+			}
+			c.ack(id)
+		case "RECEIPT":
+		default:
+			err := f.err()
+			done()
 			return err
 		}
-		d.pubs = append(d.pubs, conn)
+		done()
 	}
-	return nil
 }
 
 func (d *stompDriver) produce(_ context.Context, r *run, i int) error {
-	sc, p, conn := r.sc, r.prods[i], d.pubs[i]
-	dest := "/queue/" + d.queue
-	// go-stomp's Send queues the frame, body aliased, for its writer
-	// goroutine, which writes one frame at a time. With at most
-	// stompWriteQueue frames queued and one being written, a buffer used
-	// stompWriteQueue+2 sends ago has been written: reuse it only after
-	// Inflight ≥ that many sends.
-	k := uint64(max(sc.Inflight, stompWriteQueue+2))
-	bufs := make([][]byte, k)
-	for j := range bufs {
-		bufs[j] = payload(sc.Size)
-	}
-	for seq := uint64(0); r.acquire(); seq++ {
-		buf := bufs[seq%k]
-		r.stamp(buf, p, seq)
-		if err := conn.Send(dest, "application/octet-stream", buf); err != nil {
-			return fmt.Errorf("producer %d: send: %w", i, err)
+	sc, p, c := r.sc, r.prods[i], d.pubs[i]
+	body := payload(sc.Size)
+	for seq := uint64(0); ; seq++ {
+		if len(c.out) > 0 && (len(c.out) >= wireFlushAt || r.outstanding() >= r.window) {
+			// About to wait for the window: what is gathered goes now.
+			if err := c.flush(); err != nil {
+				return fmt.Errorf("producer %d: send: %w", i, err)
+			}
 		}
+		if !r.acquire() {
+			break
+		}
+		r.stamp(body, p, seq)
+		c.send(d.dest, body, sc.Persistent)
 		p.sent++
+	}
+	if err := c.flush(); err != nil {
+		return fmt.Errorf("producer %d: send: %w", i, err)
 	}
 	return nil
 }
 
-// close closes the sockets first: go-stomp's own close waits on a lock
-// that a send blocked on a stalled broker holds.
 func (d *stompDriver) close() {
 	d.mu.Lock()
-	conns, nets := d.conns, d.nets
-	d.conns, d.nets = nil, nil
+	conns := d.conns
+	d.conns = nil
 	d.mu.Unlock()
-	for _, nc := range nets {
-		_ = nc.Close()
-	}
 	for _, c := range conns {
-		_ = c.MustDisconnect()
+		c.close()
 	}
 }
 
@@ -151,15 +155,5 @@ func (d *stompDriver) teardown(ctx context.Context, r *run) error {
 	if d.queue == "" || d.amqpURL == "" {
 		return nil
 	}
-	c, err := amqp.Dial(d.amqpURL)
-	if err != nil {
-		return err
-	}
-	defer c.CloseDeadline(time.Now().Add(5 * time.Second))
-	ch, err := c.Channel()
-	if err != nil {
-		return err
-	}
-	_, err = ch.QueueDelete(d.queue, false, false, false)
-	return err
+	return deleteAMQP(ctx, d.amqpURL, []string{d.queue}, "")
 }

@@ -3,7 +3,8 @@
 // memory (VmHWM from /proc/PID/status, which /proc/PID/clear_refs resets),
 // and the process tree under a PID, so a broker started through a wrapper
 // script (RabbitMQ's rabbitmq-server runs beam.smp as a child) is measured
-// whole.
+// whole. It also raises this process's open-files limit, which the
+// brokers it starts inherit.
 package proc
 
 import (
@@ -151,4 +152,30 @@ func Alive(pid int) bool {
 	}
 	i := bytes.LastIndexByte(b, ')')
 	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
+}
+
+// RaiseFileLimit raises this process's open-files limit (RLIMIT_NOFILE) to
+// want: the soft limit up to the hard one, and the hard one too if the
+// process may (root with CAP_SYS_RESOURCE). It returns the soft limit it
+// ends with, which processes started afterwards inherit (the Go runtime
+// restores the limit it found for children only while nothing has called
+// Setrlimit), and an error only if the limit could not be read or set.
+func RaiseFileLimit(want uint64) (uint64, error) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0, fmt.Errorf("proc: getrlimit: %w", err)
+	}
+	if l.Cur >= want {
+		return l.Cur, nil
+	}
+	if l.Max < want {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: want}); err == nil {
+			return want, nil
+		}
+	}
+	l.Cur = min(want, l.Max)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0, fmt.Errorf("proc: setrlimit: %w", err)
+	}
+	return l.Cur, nil
 }

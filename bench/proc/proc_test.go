@@ -2,6 +2,7 @@ package proc
 
 import (
 	"os"
+	"syscall"
 	"testing"
 )
 
@@ -21,5 +22,28 @@ func TestSelf(t *testing.T) {
 	}
 	if CPU([]int{1 << 30}) != 0 || PeakRSS([]int{1 << 30}) != 0 {
 		t.Error("a missing process must count as 0")
+	}
+}
+
+func TestRaiseFileLimit(t *testing.T) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := RaiseFileLimit(64); err != nil || got != l.Cur {
+		t.Errorf("RaiseFileLimit(64) = %d, %v; want the current %d unchanged", got, err, l.Cur)
+	}
+	if l.Max >= 1<<62 {
+		return // unlimited (RLIM_INFINITY): nothing lies past it
+	}
+	// Past the hard limit: the soft limit ends at the hard one, unless
+	// this process may raise that too.
+	got, err := RaiseFileLimit(l.Max + 1)
+	if err != nil || got < l.Max {
+		t.Errorf("RaiseFileLimit(hard+1) = %d, %v; want at least %d", got, err, l.Max)
+	}
+	var now syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &now); err != nil || now.Cur != got {
+		t.Errorf("soft limit now %d, RaiseFileLimit said %d", now.Cur, got)
 	}
 }

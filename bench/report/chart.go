@@ -35,9 +35,11 @@ const (
 )
 
 // WriteChart draws one row per scenario with two panels, msg/s and p99
-// latency, each with one bar per broker scaled to that scenario's largest
-// value, and writes it as PNG. Scenarios differ by orders of magnitude, so
-// bars compare brokers within a row, not rows with each other.
+// latency (for an idle-connection scenario: KiB per connection and seconds
+// to connect, both lower-is-better, as its row's caption and labels say),
+// each with one bar per broker scaled to that scenario's largest value,
+// and writes it as PNG. Scenarios differ by orders of magnitude, so bars
+// compare brokers within a row, not rows with each other.
 func WriteChart(w io.Writer, rep *Report) error {
 	h := headerH
 	for _, s := range rep.Scenarios {
@@ -63,10 +65,15 @@ func WriteChart(w io.Writer, rep *Report) error {
 		rh := rowHeight(s)
 		fill(img, 0, y, chartW, 1, grey)
 		text(img, 8, y+rowPad+fontAsc, black, s.Name)
-		var maxRate, maxP99 float64
+		left, right := panels(s)
+		if s.Idle() {
+			text(img, 8, y+rowPad+fontAsc+barH+barGap, black, "KiB/conn; s to connect")
+			text(img, 8, y+rowPad+fontAsc+2*(barH+barGap), black, "(lower is better)")
+		}
+		var maxL, maxR float64
 		for _, r := range s.Rows {
 			if r.Usable > 0 {
-				maxRate, maxP99 = max(maxRate, r.Med.MsgPerSec), max(maxP99, r.Med.P99)
+				maxL, maxR = max(maxL, left.value(r)), max(maxR, right.value(r))
 			}
 		}
 		by := y + rowPad
@@ -78,8 +85,8 @@ func WriteChart(w io.Writer, rep *Report) error {
 				by += barH + barGap
 				continue
 			}
-			bar(img, x1, by, r.Med.MsgPerSec, maxRate, c, black, commas(int64(r.Med.MsgPerSec+0.5)))
-			bar(img, x2, by, r.Med.P99, maxP99, c, black, fmt.Sprintf("%.2f ms", r.Med.P99))
+			bar(img, x1, by, left.value(r), maxL, c, black, left.label(r))
+			bar(img, x2, by, right.value(r), maxR, c, black, right.label(r))
 			by += barH + barGap
 		}
 		y += rh
@@ -87,7 +94,32 @@ func WriteChart(w io.Writer, rep *Report) error {
 	return png.Encode(w, img)
 }
 
-func rowHeight(s Scenario) int { return 2*rowPad + len(s.Rows)*(barH+barGap) }
+// panel is what one of a row's two panels shows.
+type panel struct {
+	value func(Row) float64
+	label func(Row) string
+}
+
+func panels(s Scenario) (left, right panel) {
+	if s.Idle() {
+		return panel{func(r Row) float64 { return max(r.Med.BytesPerConn, 0) },
+				func(r Row) string { return kib(r.Med.BytesPerConn) + " KiB/conn" }},
+			panel{func(r Row) float64 { return r.Med.ConnectSeconds },
+				func(r Row) string { return num(r.Med.ConnectSeconds) + " s to connect" }}
+	}
+	return panel{func(r Row) float64 { return r.Med.MsgPerSec },
+			func(r Row) string { return commas(int64(r.Med.MsgPerSec + 0.5)) }},
+		panel{func(r Row) float64 { return r.Med.P99 },
+			func(r Row) string { return fmt.Sprintf("%.2f ms", r.Med.P99) }}
+}
+
+// rowHeight leaves room for the caption lines under an idle row's name.
+func rowHeight(s Scenario) int {
+	if s.Idle() {
+		return 2*rowPad + max(len(s.Rows), 3)*(barH+barGap)
+	}
+	return 2*rowPad + len(s.Rows)*(barH+barGap)
+}
 
 func bar(img *image.RGBA, x, y int, v, vmax float64, c, ink color.RGBA, label string) {
 	n := 0

@@ -7,8 +7,11 @@
 // Each broker starts from a fresh data directory on its own ports. Every
 // scenario runs -runs times against every broker that speaks its protocol,
 // the brokers taking turns run by run, so a change in the machine's load
-// hits all of them alike; each run is a separate loadgen process. The exit
-// status is 1 when a Junction run failed or lost an acknowledged message.
+// hits all of them alike; each run is a separate loadgen process. An
+// idle-connections scenario runs on a freshly started broker each time, so
+// that memory left over from earlier runs cannot hold the connections. The
+// exit status is 1 when a Junction run failed or lost an acknowledged
+// message.
 package main
 
 import (
@@ -60,8 +63,14 @@ type config struct {
 	keep        bool
 	maxRSS      int64
 	settle      time.Duration
+	conns       int           // idle scenarios: connections; 0: the scenario's
+	rssSettle   time.Duration // idle scenarios: longest wait for the broker's memory to settle
 	args        []string
 }
+
+// idleMaxRSS is the memory cap during idle-connection runs, at least: RabbitMQ
+// 3.10 takes about 215 KiB per MQTT connection, 4.3 GB for 20,000.
+const idleMaxRSS = 8 << 30
 
 func parse(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("bench-compare", flag.ContinueOnError)
@@ -85,6 +94,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.keep, "keep", false, "keep the brokers' data and logs afterwards")
 	fs.Int64Var(&maxRSS, "max-rss-mib", 4096, "kill a broker whose resident memory passes this many MiB (and restart it)")
 	fs.DurationVar(&c.settle, "settle", 15*time.Second, "longest wait between runs for every broker to go idle")
+	fs.IntVar(&c.conns, "conns", 0, "idle-connection scenarios: connections to open (default the scenario's, 20,000, or fewer if the open-files limit is lower)")
+	fs.DurationVar(&c.rssSettle, "rss-settle", 0, "idle-connection scenarios: longest wait for a broker's memory to settle once connected (default 60s, 30s with -quick)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -97,6 +108,12 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.quick && c.drain == 30*time.Second {
 		c.drain = 15 * time.Second
+	}
+	if c.rssSettle == 0 {
+		c.rssSettle = 60 * time.Second
+		if c.quick {
+			c.rssSettle = 30 * time.Second
+		}
 	}
 	for _, s := range load.Scenarios {
 		if scen == "" || matches(s.Name, scen) {
@@ -140,8 +157,15 @@ type bench struct {
 	mu        sync.Mutex
 	brokers   map[string]*broker.Broker
 	restarts  map[string]int
+	fresh     int             // fresh starts for idle runs, for their directories
+	pristine  map[string]bool // started fresh and not run against since
 	incidents []string
+	notes     []string                  // how this comparison departs from the scenarios as written
 	killed    map[*broker.Broker]string // by the memory watchdog, and why
+	rssCap    int64                     // the watchdog's cap now
+	conns     map[string]int            // idle scenario → connections its runs open
+	// loadgenCmds is each scenario's first loadgen command line.
+	loadgenCmds map[string][]string
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -172,7 +196,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench-compare: %v\n", err)
 		return 2
 	}
-	b := &bench{c: c, stderr: stderr, brokers: map[string]*broker.Broker{}, restarts: map[string]int{}, killed: map[*broker.Broker]string{}}
+	b := &bench{c: c, stderr: stderr, brokers: map[string]*broker.Broker{}, restarts: map[string]int{},
+		killed: map[*broker.Broker]string{}, rssCap: c.maxRSS, conns: map[string]int{}, loadgenCmds: map[string][]string{},
+		pristine: map[string]bool{}}
 	code, err := b.compare(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench-compare: %v\n", err)
@@ -212,6 +238,31 @@ func (b *bench) compare(ctx context.Context) (int, error) {
 	}
 	if c.pin && runtime.NumCPU() < 2 {
 		return 1, fmt.Errorf("-pin needs 2 CPUs, this machine has %d", runtime.NumCPU())
+	}
+	// The brokers and the load generator inherit this limit: idle
+	// connections need one descriptor each on both sides, where a shell's
+	// default soft limit is 1,024.
+	limit, err := proc.RaiseFileLimit(1 << 20)
+	if err != nil {
+		return 1, err
+	}
+	for _, s := range c.scenarios {
+		if !s.Idle() {
+			continue
+		}
+		want := s.Conns
+		if c.conns > 0 {
+			want = c.conns
+		}
+		n, why := load.IdleConns(want, limit)
+		if n <= 0 {
+			return 1, fmt.Errorf("%s: the open-files limit (%d) leaves no room for idle connections", s.Name, limit)
+		}
+		b.conns[s.Name] = n
+		if why != "" {
+			b.notes = append(b.notes, fmt.Sprintf("**%s ran %s.**", s.Name, why))
+			b.logf("%s: %s", s.Name, why)
+		}
 	}
 	if c.work == "" {
 		if c.work, err = os.MkdirTemp("", "junction-bench-"); err != nil {
@@ -312,6 +363,33 @@ func (b *bench) start(ctx context.Context, name string) error {
 	if n > 0 {
 		root = filepath.Join(b.c.work, "restart-"+strconv.Itoa(n))
 	}
+	return b.startIn(ctx, name, root)
+}
+
+// startFresh stops broker name and starts it again from a fresh data
+// directory.
+func (b *bench) startFresh(ctx context.Context, name string) error {
+	b.mu.Lock()
+	br := b.brokers[name]
+	delete(b.brokers, name)
+	b.fresh++
+	root := filepath.Join(b.c.work, "fresh-"+strconv.Itoa(b.fresh))
+	b.mu.Unlock()
+	if br != nil {
+		if err := br.Stop(60 * time.Second); err != nil {
+			b.logf("stop %s: %v", name, err)
+		}
+	}
+	if err := b.startIn(ctx, name, root); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.pristine[name] = true
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *bench) startIn(ctx context.Context, name, root string) error {
 	b.logf("starting %s", name)
 	br, err := broker.Start(ctx, name, root, broker.Options{Junction: b.c.junction, Pin: b.pinArgs(0)})
 	if err != nil {
@@ -348,13 +426,15 @@ func (b *bench) watchdog(ctx context.Context) {
 		}
 		b.mu.Lock()
 		brs := maps(b.brokers)
+		limit := b.rssCap
 		b.mu.Unlock()
 		for _, br := range brs {
 			if done, _ := br.Exited(); done {
 				continue
 			}
-			if rss := proc.RSS(br.PIDs()); rss > b.c.maxRSS {
-				why := fmt.Sprintf("resident memory %d MiB passed the %d MiB cap (-max-rss-mib)", rss>>20, b.c.maxRSS>>20)
+			if rss := proc.RSS(br.PIDs()); rss > limit {
+				why := fmt.Sprintf("resident memory %d MiB passed the %d MiB cap (-max-rss-mib; at least %d MiB for idle connections)",
+					rss>>20, limit>>20, idleMaxRSS>>20)
 				b.mu.Lock()
 				b.killed[br] = why
 				b.mu.Unlock()
@@ -451,6 +531,38 @@ func (b *bench) runOnce(ctx context.Context, s load.Scenario, name string, i int
 		res.Error = "broker not running"
 		return res
 	}
+	b.mu.Lock()
+	pristine := b.pristine[name]
+	b.pristine[name] = false
+	b.mu.Unlock()
+	if s.Idle() {
+		// Memory an earlier run left in the broker's heap would hold
+		// connections without the resident set growing.
+		if !pristine {
+			if err := b.startFresh(ctx, name); err != nil {
+				b.incident("**%s could not be restarted fresh** for %s: %v", name, s.Name, err)
+				res.Error = "broker not running"
+				return res
+			}
+			b.mu.Lock()
+			b.pristine[name] = false
+			b.mu.Unlock()
+		}
+		b.mu.Lock()
+		br = b.brokers[name]
+		b.rssCap = max(b.c.maxRSS, idleMaxRSS)
+		b.mu.Unlock()
+		// Afterwards, a fresh broker again: RabbitMQ holds gigabytes (past
+		// the usual cap) and spends a minute closing the connections.
+		defer func() {
+			if err := b.startFresh(ctx, name); err != nil {
+				b.incident("**%s could not be restarted fresh** after %s: %v", name, s.Name, err)
+			}
+			b.mu.Lock()
+			b.rssCap = b.c.maxRSS
+			b.mu.Unlock()
+		}()
+	}
 	if busy := b.settle(ctx); busy != "" {
 		b.incident("Still busy %v after the previous run, before run %d of %s on %s: %s.", b.c.settle, i+1, s.Name, name, busy)
 		for _, other := range []string{"junction", "rabbitmq", "mosquitto"} {
@@ -470,12 +582,17 @@ func (b *bench) runOnce(ctx context.Context, s load.Scenario, name string, i int
 	}
 	b.mu.Unlock()
 	t := br.Target()
-	argv := append(b.pinArgs(1), b.c.loadgen, "-json",
-		"-scenario", s.Name, "-broker", name,
-		"-amqp", t.AMQP, "-mqtt", t.MQTT, "-stomp", t.STOMP,
-		"-pids", strconv.Itoa(t.PIDs[0]),
-		"-duration", b.c.duration.String(), "-drain", b.c.drain.String())
-	rctx, cancel := context.WithTimeout(ctx, b.c.duration+b.c.drain+2*time.Minute)
+	argv := append(b.pinArgs(1), b.loadgenArgs(s, t)...)
+	b.mu.Lock()
+	if _, ok := b.loadgenCmds[s.Name]; !ok {
+		b.loadgenCmds[s.Name] = argv
+	}
+	b.mu.Unlock()
+	limit := b.c.duration + b.c.drain + 2*time.Minute
+	if s.Idle() {
+		limit = b.c.rssSettle + 15*time.Second + 10*time.Minute // connecting: RabbitMQ takes ~1.4 ms per connection, 30 s per handshake at worst
+	}
+	rctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
@@ -499,11 +616,27 @@ func (b *bench) runOnce(ctx context.Context, s load.Scenario, name string, i int
 		res.Error = strings.TrimSuffix("broker died during the run; "+res.Error, "; ")
 	}
 	status := fmt.Sprintf("%.0f msg/s, p99 %.2f ms, lost %d", res.MsgPerSec, res.P99, res.Lost)
+	if s.Idle() {
+		status = fmt.Sprintf("%d connections in %.1f s, %.2f KiB each", res.Conns, res.ConnectSeconds, res.BytesPerConn/1024)
+		if res.Unsettled {
+			status += " (memory not settled)"
+		}
+	}
 	if res.Error != "" {
 		status += ": " + res.Error
 	}
 	b.logf("%-17s %-9s run %d/%d (%4.1fs): %s", s.Name, name, i+1, b.c.runs, took.Seconds(), status)
 	return res
+}
+
+// loadgenArgs is the loadgen command line for one run of s against t.
+func (b *bench) loadgenArgs(s load.Scenario, t load.Target) []string {
+	argv := []string{b.c.loadgen, "-json", "-scenario", s.Name, "-broker", t.Broker,
+		"-amqp", t.AMQP, "-mqtt", t.MQTT, "-stomp", t.STOMP, "-pids", strconv.Itoa(t.PIDs[0])}
+	if s.Idle() {
+		return append(argv, "-conns", strconv.Itoa(b.conns[s.Name]), "-settle", b.c.rssSettle.String())
+	}
+	return append(argv, "-duration", b.c.duration.String(), "-drain", b.c.drain.String())
 }
 
 func (b *bench) report(results map[string]map[string][]load.Result, startLoad, endLoad string, took time.Duration) *report.Report {
@@ -526,17 +659,22 @@ func (b *bench) report(results map[string]map[string][]load.Result, startLoad, e
 			versions = append(versions, v)
 		}
 	}
+	versions = append(versions, "load generator and harness "+runtime.Version()+
+		": its own pipelining AMQP 0-9-1 client (on Junction's frame codec) and STOMP 1.2 client, "+
+		"paho.mqtt.golang v1.5.0 for MQTT, a minimal MQTT client for idle connections")
 	rep := &report.Report{
 		Title: fmt.Sprintf("Junction vs RabbitMQ and Mosquitto, %s (%s)", time.Now().Format("2006-01-02"), mode),
 		Header: []string{
 			"**Caveat:** this machine may be loaded by other work running at the same time (CI, builds, other sessions); " +
 				"the brokers take turns run by run so such load falls on all of them alike, but absolute figures can be low and noisy. " +
 				fmt.Sprintf("Load average before: %s; after: %s.", startLoad, endLoad),
-			"Machine: " + machine() + ". " + strings.Join(versions, "; ") + "; load generator " + runtime.Version() +
-				" with amqp091-go v1.10.0, paho.mqtt.golang v1.5.0, go-stomp v3.1.5.",
-			fmt.Sprintf("Mode: %s, %d runs of %v per scenario and broker (median shown), %s. Took %v. Command: `bench-compare %s`.",
-				mode, c.runs, c.duration, pin, took.Round(time.Second), strings.Join(c.args, " ")),
+			fmt.Sprintf("Mode: %s, %d runs of %v per scenario and broker (median shown), %s. Took %v.",
+				mode, c.runs, c.duration, pin, took.Round(time.Second)),
 		},
+		Machine:   machine(),
+		Versions:  versions,
+		Commands:  b.commands(),
+		Notes:     b.notes,
 		Incidents: b.incidents,
 		Chart:     c.name + ".png",
 		Method: []string{
@@ -555,9 +693,27 @@ func (b *bench) report(results map[string]map[string][]load.Result, startLoad, e
 				"every broker to go idle, and during a run the other brokers are frozen (SIGSTOP), so none is charged for another's background work.",
 		},
 	}
+	if slices.ContainsFunc(c.scenarios, func(s load.Scenario) bool { return s.Cross() }) {
+		rep.Method = append(rep.Method,
+			"Cross-protocol scenarios (x-…) meet on amq.topic or on a queue in the default exchange, as their titles say; each runs against the brokers "+
+				"that speak both protocols. A message acknowledged to its publisher (MQTT PUBACK) that never reaches the consumer of the other protocol is a loss; "+
+				"the STOMP and transient AMQP publishers get no acknowledgement, so a message of theirs that never arrives fails the run as a stall. "+
+				"An MQTT subscriber counts deliveries that arrive below the QoS the title states. STOMP subscribers confirm their SUBSCRIBE with a "+
+				"RECEIPT (for a SEND after it on the same connection) before any producer starts.")
+	}
+	if slices.ContainsFunc(c.scenarios, func(s load.Scenario) bool { return s.Idle() }) {
+		rep.Method = append(rep.Method,
+			"Idle connections (mqtt-idle): every run is on a freshly started broker (a new data directory), so that memory left from earlier runs cannot hold "+
+				"the connections, and the broker is started afresh again after it; the harness waits until the broker is idle. The generator samples the broker's resident set (VmRSS summed over its process tree) until "+
+				"steady, opens the connections 32 at a time (each waits for its CONNACK and SUBACK before the next dial, so no broker sees more than 32 "+
+				"handshakes pending) from 127.0.0.1–127.0.0.4, then samples VmRSS every 500 ms until 6 samples in a row lie within max(1 MiB, 1 % of the "+
+				"growth), up to -rss-settle (\"not settled\" otherwise). KiB/conn = (RSS after − RSS before) / connections. It then checks, without "+
+				"reading, that every connection is still open and that the broker sent nothing on any. Broker CPU and peak RSS cover connecting and settling. "+
+				"The harness raises its open-files limit to the hard limit, and the brokers and generator inherit it.")
+	}
 	for _, s := range c.scenarios {
 		sr := report.Scenario{Scenario: s, Skipped: map[string]string{}}
-		for _, name := range load.Brokers[s.Proto] {
+		for _, name := range s.Brokers() {
 			if !slices.Contains(c.brokers, name) {
 				continue
 			}
@@ -572,6 +728,43 @@ func (b *bench) report(results map[string]map[string][]load.Result, startLoad, e
 		rep.Scenarios = append(rep.Scenarios, sr)
 	}
 	return rep
+}
+
+// commands are the exact commands behind the report: how the binaries are
+// built (as `make bench-compare` builds them), this comparison's command
+// line, and the first loadgen command line of each scenario (the other
+// runs differ only in -broker and the broker's addresses and PID).
+func (b *bench) commands() []string {
+	wd, _ := os.Getwd()
+	out := []string{
+		"make build   # bin/junction: CGO_ENABLED=0 go build -o bin/junction ./cmd/junction",
+		"cd bench && CGO_ENABLED=0 go build -o ../bin/loadgen ./cmd/loadgen && CGO_ENABLED=0 go build -o ../bin/bench-compare ./cmd/compare",
+		"cd " + shellQuote(wd) + " && " + shellJoin(append([]string{os.Args[0]}, b.c.args...)),
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range b.c.scenarios {
+		if argv, ok := b.loadgenCmds[s.Name]; ok {
+			out = append(out, "#   "+shellJoin(argv))
+		}
+	}
+	return out
+}
+
+func shellJoin(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = shellQuote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+// shellQuote quotes s for a POSIX shell if it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=,@+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func loadavg() string {

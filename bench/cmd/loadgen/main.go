@@ -5,8 +5,10 @@
 //	loadgen -list
 //
 // -pids names the broker's processes (their trees are measured) for its CPU
-// time and peak memory. The exit status is 1 when the run failed, lost an
-// acknowledged message included.
+// time and peak memory; an idle-connections scenario (mqtt-idle) needs it,
+// for the broker's memory per connection, and raises this process's
+// open-files limit for its connections. The exit status is 1 when the run
+// failed, lost an acknowledged message included.
 package main
 
 import (
@@ -42,6 +44,8 @@ func run(ctx context.Context, args []string) int {
 		pids   = fs.String("pids", "", "comma-separated broker PIDs whose process trees are measured")
 		dur    = fs.Duration("duration", 10*time.Second, "how long producers publish")
 		drain  = fs.Duration("drain", 30*time.Second, "longest wait for deliveries after producers stop")
+		conns  = fs.Int("conns", 0, "idle scenarios: connections to open (default the scenario's)")
+		settle = fs.Duration("settle", 60*time.Second, "idle scenarios: longest wait for the broker's memory to settle")
 		asJSON = fs.Bool("json", false, "print the result as JSON")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -70,13 +74,19 @@ func run(ctx context.Context, args []string) int {
 		}
 		t.PIDs = append(t.PIDs, n)
 	}
-	res, err := load.Run(ctx, sc, t, load.Options{Duration: *dur, Drain: *drain})
+	res, err := load.Run(ctx, sc, t, load.Options{Duration: *dur, Drain: *drain, Conns: *conns, Settle: *settle})
 	if err != nil {
 		res.Error = err.Error()
 	}
-	if *asJSON {
+	switch {
+	case *asJSON:
 		_ = json.NewEncoder(os.Stdout).Encode(res)
-	} else {
+	case sc.Idle():
+		fmt.Printf("%s on %s: %d connections in %.1f s, %.2f KiB each (RSS %.1f → %.1f MiB, settled: %v after %.1f s); broker CPU %.2f s, peak RSS %.1f MiB; loadgen CPU %.2f s\n",
+			res.Scenario, res.Broker, res.Conns, res.ConnectSeconds, res.BytesPerConn/1024,
+			float64(res.RSSBefore)/(1<<20), float64(res.RSSAfter)/(1<<20), !res.Unsettled, res.SettleSeconds,
+			res.BrokerCPU, float64(res.BrokerPeakRSS)/(1<<20), res.LoadgenCPU)
+	default:
 		fmt.Printf("%s on %s: %.0f msg/s, %.2f MB/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; sent %d, received %d, lost %d, dup %d; broker CPU %.2f s, peak RSS %.1f MiB; loadgen CPU %.2f s\n",
 			res.Scenario, res.Broker, res.MsgPerSec, res.MBPerSec, res.P50, res.P99, res.P999,
 			res.Sent, res.Received, res.Lost, res.Duplicates, res.BrokerCPU, float64(res.BrokerPeakRSS)/(1<<20), res.LoadgenCPU)
