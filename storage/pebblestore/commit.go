@@ -87,16 +87,36 @@ func (s *Store) write(f *flight, closing bool, scratch map[cursorKey]storage.Seq
 	b := f.batch
 	b.Reset()
 	clear(scratch)
+	ranges := &s.ranges
+	ranges.reset()
 	for i := range f.reqs {
 		if f.reqs[i].err != nil {
 			continue // rejected by Commit; only its done runs
 		}
 		for j := range f.reqs[i].ops {
-			if err := s.add(b, &f.reqs[i].ops[j], scratch); err != nil {
+			op := &f.reqs[i].ops[j]
+			var err error
+			switch {
+			case op.Kind == storage.OpDeleteRange:
+				err = ranges.add(op, func(op *storage.Op) error { return s.add(b, op, scratch) })
+			case op.Kind == storage.OpDropQueue:
+				// Whatever was merged for the queue goes before its drop,
+				// which removes its cursor.
+				if err = ranges.flush(func(op *storage.Op) error { return s.add(b, op, scratch) }); err == nil {
+					err = s.add(b, op, scratch)
+				}
+			default:
+				err = s.add(b, op, scratch)
+			}
+			if err != nil {
 				f.err = fmt.Errorf("pebblestore: commit: %w", err)
 				return
 			}
 		}
+	}
+	if err := ranges.flush(func(op *storage.Op) error { return s.add(b, op, scratch) }); err != nil {
+		f.err = fmt.Errorf("pebblestore: commit: %w", err)
+		return
 	}
 	if b.Empty() {
 		if !sync {
@@ -260,4 +280,64 @@ func (s *Store) completeLoop() {
 		clear(f.reqs)
 		s.free <- f
 	}
+}
+
+// rangeMerger joins the range deletes of one batch that continue each
+// other: a queue whose consumers acknowledge in order sends one
+// DeleteRange [low, new low) per settled group, and a batch holds many of
+// them. One tombstone instead of hundreds spares Pebble's memtable and
+// flush the work of fragmenting them (and compactions the reading). The
+// merged range goes into the batch after the ops that came between, which
+// is safe: those are appends of higher sequence numbers, point deletes and
+// metadata, never a key in the range.
+type rangeMerger struct {
+	open map[cursorKey]*storage.Op // the range being extended, per queue and space
+	ops  []storage.Op              // backing for open's values
+}
+
+func (m *rangeMerger) reset() {
+	if m.open == nil {
+		m.open = map[cursorKey]*storage.Op{}
+	}
+	clear(m.open)
+	m.ops = m.ops[:0]
+}
+
+// add extends the queue's open range with op when op starts where it ends,
+// or else writes the open range (with emit) and opens op.
+func (m *rangeMerger) add(op *storage.Op, emit func(*storage.Op) error) error {
+	if op.Seq >= op.End {
+		return nil // empty: no messages and no cursor move
+	}
+	k := cursorKey{op.Queue, op.Paged}
+	if cur := m.open[k]; cur != nil {
+		if op.Seq == cur.End {
+			cur.End = op.End
+			return nil
+		}
+		if err := emit(cur); err != nil {
+			return err
+		}
+		*cur = *op
+		return nil
+	}
+	if len(m.ops) == cap(m.ops) {
+		// Growing would move the ops open points to: start a new backing
+		// array; the old one stays referenced by open.
+		m.ops = make([]storage.Op, 0, max(8, 2*cap(m.ops)))
+	}
+	m.ops = append(m.ops, *op)
+	m.open[k] = &m.ops[len(m.ops)-1]
+	return nil
+}
+
+// flush writes every open range with emit and closes them.
+func (m *rangeMerger) flush(emit func(*storage.Op) error) error {
+	for k, op := range m.open {
+		if err := emit(op); err != nil {
+			return err
+		}
+		delete(m.open, k)
+	}
+	return nil
 }

@@ -79,6 +79,10 @@ type Store struct {
 	curMu   sync.RWMutex
 	cursors map[cursorKey]storage.SeqNum
 
+	// ranges merges the range deletes of the batch being built; the
+	// committer's.
+	ranges rangeMerger
+
 	// readMu keeps reads and Close apart: reads hold it for reading, Close
 	// for writing once it closes the database.
 	readMu   sync.RWMutex

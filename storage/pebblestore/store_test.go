@@ -1,6 +1,8 @@
 package pebblestore
 
 import (
+	"cmp"
+	"slices"
 	"testing"
 	"time"
 
@@ -78,4 +80,54 @@ func TestDroppedAppendsAreNotWritten(t *testing.T) {
 			t.Errorf("Get(1, %d) = %q, %v; want %q", seq, b, err, want)
 		}
 	}
+}
+
+// TestRangeMergerJoinsContinuingRanges: range deletes of one batch that
+// continue each other become one per queue and space; a gap, or another
+// queue, starts another; empty ones vanish.
+func TestRangeMergerJoinsContinuingRanges(t *testing.T) {
+	var m rangeMerger
+	m.reset()
+	var got []storage.Op
+	emit := func(op *storage.Op) error { got = append(got, *op); return nil }
+	for _, op := range []storage.Op{
+		storage.DeleteRange(1, 0, 5),
+		storage.DeleteRange(1, 5, 9),
+		storage.DeleteRange(2, 3, 4),
+		storage.DeleteRange(1, 9, 9), // empty
+		storage.DeleteRange(1, 9, 12),
+		{Kind: storage.OpDeleteRange, Paged: true, Queue: 1, Seq: 12, End: 20},
+		storage.DeleteRange(1, 15, 16), // a gap: 12..15 still stored
+		storage.DeleteRange(2, 4, 6),
+	} {
+		if err := m.add(&op, emit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.flush(emit); err != nil {
+		t.Fatal(err)
+	}
+	type r struct {
+		q          storage.QueueID
+		paged      bool
+		from, till storage.SeqNum
+	}
+	var rs []r
+	for _, op := range got {
+		rs = append(rs, r{op.Queue, op.Paged, op.Seq, op.End})
+	}
+	slices.SortFunc(rs, func(a, b r) int {
+		return cmp.Or(cmp.Compare(a.q, b.q), cmp.Compare(btoi(a.paged), btoi(b.paged)), cmp.Compare(a.from, b.from))
+	})
+	want := []r{{1, false, 0, 12}, {1, false, 15, 16}, {1, true, 12, 20}, {2, false, 3, 6}}
+	if !slices.Equal(rs, want) {
+		t.Fatalf("merged ranges %v, want %v", rs, want)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
