@@ -96,7 +96,7 @@ type Channel struct {
 	settled   int           // entries in unacked already settled (q == nil)
 	prefetch  int           // global: all consumers together; 0 unlimited
 	inflight  int
-	consumers map[string]*Consumer
+	consumers consumerSet
 	closed    bool
 	tagSeq    uint64
 	tx        bool // transactional: settlements wait for CommitTx
@@ -108,7 +108,7 @@ type Channel struct {
 
 // NewChannel opens a channel on v for owner, delivering to h.
 func (v *VHost) NewChannel(owner Owner, h Handler) *Channel {
-	return &Channel{v: v, owner: owner, h: h, consumers: make(map[string]*Consumer)}
+	return &Channel{v: v, owner: owner, h: h}
 }
 
 // SetPrefetch limits unacknowledged deliveries for the whole channel
@@ -265,7 +265,7 @@ func (ch *Channel) takeAt(u *unacked, out []batch) []batch {
 // REQUIRES: ch.mu.
 func (ch *Channel) starvedQueues() []*Queue {
 	var qs []*Queue
-	for _, c := range ch.consumers {
+	for _, c := range ch.consumers.list {
 		if c.starved {
 			c.starved = false
 			qs = append(qs, c.q)
@@ -442,17 +442,17 @@ func (ch *Channel) Consume(queue, tag string, o ConsumeOptions) (*Consumer, erro
 		ch.tagSeq++
 		tag = genName("amq.ctag-")
 	}
-	if _, dup := ch.consumers[tag]; dup {
+	if ch.consumers.get(tag) != nil {
 		ch.mu.Unlock()
 		return nil, errorf(NotAllowed, "attempt to reuse consumer tag '%s'", tag)
 	}
 	c := &Consumer{ch: ch, q: q, Tag: tag, ConsumeOptions: o}
-	ch.consumers[tag] = c
+	ch.consumers.add(c)
 	ch.mu.Unlock()
 
 	if err := q.addConsumer(c); err != nil {
 		ch.mu.Lock()
-		delete(ch.consumers, tag)
+		ch.consumers.remove(c)
 		ch.mu.Unlock()
 		return nil, err
 	}
@@ -466,12 +466,12 @@ func (ch *Channel) Consume(queue, tag string, o ConsumeOptions) (*Consumer, erro
 // was known.
 func (ch *Channel) Cancel(tag string, requeue bool) bool {
 	ch.mu.Lock()
-	c := ch.consumers[tag]
+	c := ch.consumers.get(tag)
 	if c == nil {
 		ch.mu.Unlock()
 		return false
 	}
-	delete(ch.consumers, tag)
+	ch.consumers.remove(c)
 	c.cancelled = true
 	var bs []batch
 	if requeue {
@@ -510,12 +510,11 @@ func (ch *Channel) Close() {
 		return
 	}
 	ch.closed = true
-	cs := make([]*Consumer, 0, len(ch.consumers))
-	for _, c := range ch.consumers {
+	cs := ch.consumers.list
+	for _, c := range cs {
 		c.cancelled = true
-		cs = append(cs, c)
 	}
-	clear(ch.consumers)
+	ch.consumers = consumerSet{}
 	bs, _ := ch.take(0, true, true, nil)
 	ch.held = 0
 	ch.mu.Unlock()
@@ -530,13 +529,83 @@ func (ch *Channel) Close() {
 // serverCancel is the queue telling c it is gone.
 func (ch *Channel) serverCancel(c *Consumer) {
 	ch.mu.Lock()
-	known := ch.consumers[c.Tag] == c
+	known := ch.consumers.get(c.Tag) == c
 	if known {
-		delete(ch.consumers, c.Tag)
+		ch.consumers.remove(c)
 		c.cancelled = true
 	}
 	ch.mu.Unlock()
 	if known {
 		ch.h.Cancelled(c)
+	}
+}
+
+// consumerSet is a channel's consumers by tag: a slice while small, since
+// nearly every channel has one or a few (an MQTT session exactly one) and
+// a map of one costs some 250 bytes, with a map index once it is large.
+type consumerSet struct {
+	list  []*Consumer
+	index map[string]int // tag → position in list; nil below consumerIndexMin
+}
+
+// consumerIndexMin is the size from which a consumerSet keeps an index.
+const consumerIndexMin = 16
+
+func (s *consumerSet) get(tag string) *Consumer {
+	if s.index != nil {
+		if i, ok := s.index[tag]; ok {
+			return s.list[i]
+		}
+		return nil
+	}
+	for _, c := range s.list {
+		if c.Tag == tag {
+			return c
+		}
+	}
+	return nil
+}
+
+// add adds c, whose tag must not be in s.
+func (s *consumerSet) add(c *Consumer) {
+	s.list = append(s.list, c)
+	switch {
+	case s.index != nil:
+		s.index[c.Tag] = len(s.list) - 1
+	case len(s.list) >= consumerIndexMin:
+		s.index = make(map[string]int, len(s.list))
+		for i, x := range s.list {
+			s.index[x.Tag] = i
+		}
+	}
+}
+
+// remove removes c if it is in s; the last consumer takes its place.
+func (s *consumerSet) remove(c *Consumer) {
+	i := -1
+	if s.index != nil {
+		if j, ok := s.index[c.Tag]; ok && s.list[j] == c {
+			i = j
+		}
+	} else {
+		for j, x := range s.list {
+			if x == c {
+				i = j
+				break
+			}
+		}
+	}
+	if i < 0 {
+		return
+	}
+	last := len(s.list) - 1
+	s.list[i] = s.list[last]
+	s.list[last] = nil
+	s.list = s.list[:last]
+	if s.index != nil {
+		delete(s.index, c.Tag)
+		if i < last {
+			s.index[s.list[i].Tag] = i
+		}
 	}
 }

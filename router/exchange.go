@@ -53,6 +53,7 @@ type Exchange struct {
 	alternate string // "alternate-exchange" argument
 
 	bindings  []*Binding            // all bindings with this exchange as source
+	inbound   []*Binding            // exchange-to-exchange bindings with this exchange as Dest
 	direct    map[string][]*Binding // Direct: by routing key
 	topic     *trie                 // Topic
 	everBound bool                  // for auto-delete: deleted once it had a binding and has none
@@ -66,6 +67,19 @@ type Binding struct {
 	Dest   *Exchange // nil for queue bindings
 	Key    string
 	Args   Table
+
+	// Positions in Source.bindings and in the destination's list
+	// (Queue.bindings or Dest.inbound), so removal is O(1); vhost lock.
+	xi, di int
+}
+
+// destList is the list of bindings leading to b's destination.
+// REQUIRES: vhost lock held.
+func (b *Binding) destList() *[]*Binding {
+	if b.Queue != nil {
+		return &b.Queue.bindings
+	}
+	return &b.Dest.inbound
 }
 
 func (b *Binding) same(o *Binding) bool {
@@ -91,14 +105,21 @@ func (x *Exchange) Bindings() []*Binding {
 	return append([]*Binding(nil), x.bindings...)
 }
 
+// addBinding adds b unless an equal binding exists; the check looks only at
+// the bindings of b's destination (a queue has a few), not at all of x's
+// (amq.topic may have one per MQTT subscription).
 // REQUIRES: vhost lock held for writing.
 func (x *Exchange) addBinding(b *Binding) bool {
-	for _, o := range x.bindings {
+	dl := b.destList()
+	for _, o := range *dl {
 		if o.same(b) {
 			return false
 		}
 	}
+	b.xi = len(x.bindings)
 	x.bindings = append(x.bindings, b)
+	b.di = len(*dl)
+	*dl = append(*dl, b)
 	x.everBound = true
 	switch x.Kind {
 	case Direct:
@@ -111,7 +132,10 @@ func (x *Exchange) addBinding(b *Binding) bool {
 
 // REQUIRES: vhost lock held for writing.
 func (x *Exchange) removeBinding(b *Binding) {
-	x.bindings = removeBindingFrom(x.bindings, b)
+	if !swapRemove(&x.bindings, b, b.xi, func(m *Binding, i int) { m.xi = i }) {
+		return // not bound
+	}
+	swapRemove(b.destList(), b, b.di, func(m *Binding, i int) { m.di = i })
 	switch x.Kind {
 	case Direct:
 		if l := removeBindingFrom(x.direct[b.Key], b); len(l) == 0 {
@@ -124,10 +148,28 @@ func (x *Exchange) removeBinding(b *Binding) {
 	}
 }
 
+// swapRemove removes b, which set says is at position i of *l, by moving
+// the last binding into its place; it reports false if b is not there.
+func swapRemove(l *[]*Binding, b *Binding, i int, set func(*Binding, int)) bool {
+	s := *l
+	if i < 0 || i >= len(s) || s[i] != b {
+		return false
+	}
+	last := len(s) - 1
+	s[i] = s[last]
+	set(s[i], i)
+	s[last] = nil
+	*l = s[:last]
+	return true
+}
+
+// removeBindingFrom removes b from l in place, keeping the order.
 func removeBindingFrom(l []*Binding, b *Binding) []*Binding {
 	for i, o := range l {
 		if o == b {
-			return append(l[:i:i], l[i+1:]...)
+			copy(l[i:], l[i+1:])
+			l[len(l)-1] = nil
+			return l[:len(l)-1]
 		}
 	}
 	return l

@@ -85,6 +85,8 @@ type Queue struct {
 	Reply bool
 	args  queueArgs
 	idx   uint64 // creation order, for de-duplicating routes
+	// bindings leads here; guarded by the vhost's lock, not mu.
+	bindings []*Binding
 
 	mu          sync.Mutex
 	levels      []ring[qentry] // one per priority, highest last

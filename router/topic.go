@@ -9,16 +9,26 @@ import "sync"
 // bind/unbind of the exchange.
 type trie struct {
 	root tnode
+	// edges holds every node's word children, keyed by parent and word:
+	// one map for the trie instead of one per node, since most nodes have
+	// a single child (an MQTT device subscribed to a topic of its own), and
+	// a map of one costs some 250 bytes.
+	edges map[tedge]*tnode
 
 	mu    sync.Mutex // guards cache; taken while VHost.mu is read-locked
 	cache map[string][]*Binding
 }
 
 type tnode struct {
-	words    map[string]*tnode
 	star     *tnode
 	hash     *tnode
 	bindings []*Binding
+	words    int // children in trie.edges
+}
+
+type tedge struct {
+	parent *tnode
+	word   string
 }
 
 // cacheMax bounds the cache; when full it is emptied and refilled.
@@ -34,13 +44,14 @@ func (t *trie) add(b *Binding) {
 		case "#":
 			next = &n.hash
 		default:
-			if n.words == nil {
-				n.words = make(map[string]*tnode)
+			if t.edges == nil {
+				t.edges = make(map[tedge]*tnode)
 			}
-			c := n.words[w]
+			c := t.edges[tedge{n, w}]
 			if c == nil {
 				c = &tnode{}
-				n.words[w] = c
+				t.edges[tedge{n, w}] = c
+				n.words++
 			}
 			n = c
 			return
@@ -74,7 +85,7 @@ func (t *trie) remove(b *Binding) {
 		case "#":
 			n = n.hash
 		default:
-			n = n.words[w]
+			n = t.edges[tedge{n, w}]
 		}
 		if n == nil {
 			ok = false
@@ -90,7 +101,7 @@ func (t *trie) remove(b *Binding) {
 		}
 	}
 	for i := len(path) - 1; i >= 0; i-- {
-		if len(n.bindings) > 0 || len(n.words) > 0 || n.star != nil || n.hash != nil {
+		if len(n.bindings) > 0 || n.words > 0 || n.star != nil || n.hash != nil {
 			break
 		}
 		p := path[i]
@@ -100,7 +111,8 @@ func (t *trie) remove(b *Binding) {
 		case "#":
 			p.parent.hash = nil
 		default:
-			delete(p.parent.words, p.word)
+			delete(t.edges, tedge{p.parent, p.word})
+			p.parent.words--
 		}
 		n = p.parent
 	}
@@ -126,7 +138,7 @@ func (t *trie) match(key string) []*Binding {
 	var words []string
 	eachWord(key, func(w string) { words = append(words, w) })
 	var out []*Binding
-	t.root.match(words, &out)
+	t.matchNode(&t.root, words, &out)
 	out = dedupBindings(out)
 	t.mu.Lock()
 	if t.cache == nil || len(t.cache) >= cacheMax {
@@ -137,21 +149,23 @@ func (t *trie) match(key string) []*Binding {
 	return out
 }
 
-func (n *tnode) match(words []string, out *[]*Binding) {
+func (t *trie) matchNode(n *tnode, words []string, out *[]*Binding) {
 	if len(words) == 0 {
 		*out = append(*out, n.bindings...)
 	} else {
-		if c := n.words[words[0]]; c != nil {
-			c.match(words[1:], out)
+		if n.words > 0 {
+			if c := t.edges[tedge{n, words[0]}]; c != nil {
+				t.matchNode(c, words[1:], out)
+			}
 		}
 		if n.star != nil {
-			n.star.match(words[1:], out)
+			t.matchNode(n.star, words[1:], out)
 		}
 	}
 	if n.hash != nil {
 		// '#' swallows zero or more words.
 		for i := 0; i <= len(words); i++ {
-			n.hash.match(words[i:], out)
+			t.matchNode(n.hash, words[i:], out)
 		}
 	}
 }

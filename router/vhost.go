@@ -197,12 +197,8 @@ func (v *VHost) removeExchange(x *Exchange, ops *[]storage.Op) {
 	for _, b := range slices.Clone(x.bindings) {
 		v.unbindLocked(b, ops)
 	}
-	for _, o := range v.exchanges {
-		for _, b := range slices.Clone(o.bindings) {
-			if b.Dest == x {
-				v.unbindLocked(b, ops)
-			}
-		}
+	for _, b := range slices.Clone(x.inbound) {
+		v.unbindLocked(b, ops)
 	}
 }
 
@@ -396,12 +392,8 @@ func (v *VHost) deleteQueue(q *Queue, done func(error)) (int, error) {
 			v.exclusive[q.Owner] = l
 		}
 	}
-	for _, x := range v.exchanges {
-		for _, b := range slices.Clone(x.bindings) {
-			if b.Queue == q {
-				v.unbindLocked(b, &ops)
-			}
-		}
+	for _, b := range slices.Clone(q.bindings) {
+		v.unbindLocked(b, &ops)
 	}
 	q.mu.Lock()
 	q.deleted = true
@@ -563,7 +555,7 @@ func (v *VHost) unbind(queue, dest, source, key string, args Table, owner Owner,
 		return err
 	}
 	var ops []storage.Op
-	for _, o := range b.Source.bindings {
+	for _, o := range *b.destList() {
 		if o.same(b) {
 			v.unbindLocked(o, &ops)
 			break
