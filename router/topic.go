@@ -67,18 +67,14 @@ func (t *trie) add(b *Binding) {
 
 func (t *trie) remove(b *Binding) {
 	// Walk down remembering the path so empty nodes can be pruned.
-	type step struct {
-		parent *tnode
-		word   string
-	}
-	var path []step
+	var path []tedge
 	n := &t.root
 	ok := true
 	eachWord(b.Key, func(w string) {
 		if !ok {
 			return
 		}
-		path = append(path, step{n, w})
+		path = append(path, tedge{n, w})
 		switch w {
 		case "*":
 			n = n.star
@@ -111,7 +107,7 @@ func (t *trie) remove(b *Binding) {
 		case "#":
 			p.parent.hash = nil
 		default:
-			delete(t.edges, tedge{p.parent, p.word})
+			delete(t.edges, p)
 			p.parent.words--
 		}
 		n = p.parent
