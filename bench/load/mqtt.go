@@ -6,77 +6,59 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"time"
-
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// mqttDriver runs MQTT 3.1.1 scenarios through eclipse/paho.mqtt.golang:
-// one client per publisher and per subscriber, clean-session unless the
-// scenario keeps persistent sessions for its subscribers. Fan-in: each
-// publisher has its own topic bench/RUN/pN and one subscriber takes
-// bench/RUN/+; fan-out: one topic bench/RUN/fan and every subscriber takes
-// it; RouteTopic: every publisher on bench/RUN/x, every subscriber takes it.
+// mqttDriver runs MQTT 3.1.1 scenarios over mqttWire (mqttwire.go), the
+// generator's lean client: one connection per publisher and per subscriber,
+// clean-session unless the scenario keeps persistent sessions for its
+// subscribers. Fan-in: each publisher has its own topic bench/RUN/pN and
+// one subscriber takes bench/RUN/+; fan-out: one topic bench/RUN/fan and
+// every subscriber takes it; RouteTopic: every publisher on bench/RUN/x,
+// every subscriber takes it.
 type mqttDriver struct {
 	addr     string
 	side     side
-	mu       sync.Mutex // guards clients: close may run on any goroutine
-	clients  []mqtt.Client
-	pubs     []mqtt.Client
-	topics   []string // per producer
-	sessions []string // client ids of persistent sessions, for teardown
+	mu       sync.Mutex // guards conns: close may run on any goroutine
+	conns    []*mqttWire
+	pubs     []*mqttPub
+	readers  sync.WaitGroup // the publishers' readers
+	sessions []string       // client ids of persistent sessions, for teardown
 }
 
-func (d *mqttDriver) connect(ctx context.Context, r *run, id string, clean bool) (mqtt.Client, error) {
-	o := mqtt.NewClientOptions().
-		AddBroker("tcp://" + d.addr).
-		SetClientID(id).
-		SetUsername("guest").SetPassword("guest"). // RabbitMQ's default user; Mosquitto allows anonymous
-		SetProtocolVersion(4).
-		SetCleanSession(clean).
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetKeepAlive(30 * time.Second).
-		SetConnectTimeout(10 * time.Second).
-		SetOrderMatters(true). // handlers run one at a time, in order, on one goroutine
-		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			if !r.closing.Load() {
-				r.fail(fmt.Errorf("%s: connection lost: %w", id, err))
-			}
-		})
-	c := mqtt.NewClient(o)
+// mqttPub is one publisher: its connection, its topic, and what its
+// reader has seen acknowledged (PUBACK at QoS 1, PUBCOMP at QoS 2).
+type mqttPub struct {
+	c     *mqttWire
+	topic string
+	w     wireConfirms
+}
+
+func (d *mqttDriver) dial(ctx context.Context, id string, clean bool) (*mqttWire, error) {
+	c, err := dialMQTTWire(ctx, d.addr, id, clean)
+	if err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
-	d.clients = append(d.clients, c)
+	d.conns = append(d.conns, c)
 	d.mu.Unlock()
-	if err := wait(ctx, c.Connect()); err != nil {
-		return nil, fmt.Errorf("connect %s: %w", id, err)
-	}
 	return c, nil
-}
-
-func wait(ctx context.Context, t mqtt.Token) error {
-	select {
-	case <-t.Done():
-		return t.Error()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func (d *mqttDriver) setup(ctx context.Context, r *run) error {
 	sc := r.sc
 	base := "bench/" + r.id + "/"
 	filter := base + "+"
+	var topics []string // per producer
 	for i := range r.prods {
 		switch {
 		case sc.Route == RouteTopic:
-			d.topics = append(d.topics, r.routeTopic())
+			topics = append(topics, r.routeTopic())
 		case sc.Route != RouteNative:
 			return fmt.Errorf("mqtt: no topic for route %q", sc.Route)
 		case sc.FanOut:
-			d.topics = append(d.topics, base+"fan")
+			topics = append(topics, base+"fan")
 		default:
-			d.topics = append(d.topics, base+"p"+strconv.Itoa(i))
+			topics = append(topics, base+"p"+strconv.Itoa(i))
 		}
 	}
 	switch {
@@ -95,132 +77,262 @@ func (d *mqttDriver) setup(ctx context.Context, r *run) error {
 	if !d.side.producers() {
 		return nil
 	}
-	for i := range r.prods {
-		cl, err := d.connect(ctx, r, "bench-"+r.id+"-p"+strconv.Itoa(i), true)
+	for i, p := range r.prods {
+		c, err := d.dial(ctx, "bench-"+r.id+"-p"+strconv.Itoa(i), true)
 		if err != nil {
 			return err
 		}
-		d.pubs = append(d.pubs, cl)
+		pb := &mqttPub{c: c, topic: topics[i]}
+		pb.w.cond.L = &pb.w.mu
+		d.pubs = append(d.pubs, pb)
+		d.readers.Go(func() { pb.readAcks(r, p, i) })
 	}
 	return nil
 }
 
-// subscribe connects the subscribers and subscribes each to filter.
+// subscribe connects the subscribers, subscribes each to filter at the
+// scenario's QoS and starts their goroutines; it returns once every
+// SUBACK has come.
 func (d *mqttDriver) subscribe(ctx context.Context, r *run, filter string) error {
 	sc := r.sc
-	want := sc.DeliveryQoS()
-	for i, c := range r.cons {
+	for i, cs := range r.cons {
 		id := "bench-" + r.id + "-s" + strconv.Itoa(i)
 		if sc.PersistentSession {
 			d.sessions = append(d.sessions, id) // before connecting: a session may exist even if CONNECT fails later
 		}
-		cl, err := d.connect(ctx, r, id, !sc.PersistentSession)
+		c, err := d.dial(ctx, id, !sc.PersistentSession)
 		if err != nil {
 			return err
 		}
-		t := cl.Subscribe(filter, sc.QoS, func(_ mqtt.Client, m mqtt.Message) {
-			c.mu.Lock()
-			r.record(c, m.Payload())
-			if m.Qos() < want {
-				c.low++
-			}
-			c.mu.Unlock()
-		})
-		if err := wait(ctx, t); err != nil {
+		c.out = appendSubscribe(c.out, 1, filter, sc.QoS)
+		if err := c.flush(); err != nil {
 			return fmt.Errorf("subscribe: %w", err)
 		}
-		if q := t.(*mqtt.SubscribeToken).Result()[filter]; q == 0x80 {
-			return fmt.Errorf("subscribe %s: refused (0x80)", filter)
+		// The goroutine reads from now on: a broker may deliver before
+		// its SUBACK (MQTT 3.1.1 §3.8.4).
+		subacked := make(chan error, 1)
+		r.wg.Go(func() {
+			err := c.consume(r, cs, sc.DeliveryQoS(), subacked)
+			select {
+			case subacked <- err:
+			default:
+			}
+			if !r.closing.Load() {
+				r.fail(fmt.Errorf("subscriber %d: %w", i, err))
+			}
+		})
+		select {
+		case err := <-subacked:
+			if err != nil {
+				return fmt.Errorf("subscribe %s: %w", filter, err)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("subscribe %s: %w", filter, ctx.Err())
 		}
 	}
 	return nil
 }
 
-func (d *mqttDriver) produce(ctx context.Context, r *run, i int) error {
-	sc, p, cl, topic := r.sc, r.prods[i], d.pubs[i], d.topics[i]
-	// paho keeps the payload slice until the message is written (QoS 0) or
-	// acknowledged (QoS 1, 2), so a ring of Inflight buffers, each reused
-	// only once the token of the message it last carried is done; that
-	// ring also bounds the unacknowledged messages.
-	k := uint64(max(sc.Inflight, 1))
-	bufs := make([][]byte, k)
-	toks := make([]mqtt.Token, k)
-	for j := range bufs {
-		bufs[j] = payload(sc.Size)
-	}
-	done := func(seq uint64) error {
-		slot := seq % k
-		if toks[slot] == nil {
-			return nil
+// consume reads deliveries until the connection fails or closes, and
+// acknowledges each as its QoS asks: PUBACK at 1; PUBREC at 2, then
+// PUBCOMP on the PUBREL. next writes the acknowledgements whenever it runs
+// out of input. The SUBACK of packet id 1 is reported on subacked.
+func (c *mqttWire) consume(r *run, cs *consumer, want byte, subacked chan<- error) error {
+	for {
+		p, n, err := c.next()
+		if err != nil {
+			return fmt.Errorf("deliveries stopped: %w", err)
 		}
-		if err := wait(ctx, toks[slot]); err != nil {
-			return fmt.Errorf("publisher %d: publish: %w", i, err)
-		}
-		toks[slot] = nil
-		if sc.QoS > 0 {
-			p.acked.add(seq)
-		}
-		return nil
-	}
-	for seq := uint64(0); ; seq++ {
-		if seq >= k {
-			if err := done(seq - k); err != nil {
+		switch p.kind {
+		case mqttPublish:
+			_, id, payload, err := parseMQTTPublish(p)
+			if err != nil {
 				return err
+			}
+			r.record(cs, payload)
+			if p.qos() < want {
+				cs.low++
+			}
+			switch p.qos() {
+			case 1:
+				c.owed = appendMQTTAck(c.owed, mqttPuback, id)
+			case 2:
+				c.owed = appendMQTTAck(c.owed, mqttPubrec, id)
+			}
+		case mqttPubrel:
+			id, err := parseMQTTID(p)
+			if err != nil {
+				return err
+			}
+			c.owed = appendMQTTAck(c.owed, mqttPubcomp, id)
+		case mqttSuback:
+			id, codes, err := parseMQTTSuback(p)
+			switch {
+			case err != nil:
+			case id != 1 || len(codes) != 1:
+				err = fmt.Errorf("SUBACK for packet id %d with %d return codes, expected 1 and 1", id, len(codes))
+			case codes[0] == 0x80:
+				err = errors.New("refused (0x80)")
+			}
+			if subacked == nil {
+				err = errors.New("a second SUBACK")
+			}
+			if err != nil {
+				return err
+			}
+			subacked <- nil
+			subacked = nil
+		case mqttPingresp:
+		default:
+			return fmt.Errorf("unexpected %s packet", p.kind)
+		}
+		c.discard(n)
+	}
+}
+
+// readAcks reads publisher i's connection until it fails or closes:
+// PUBACKs at QoS 1; at QoS 2, PUBRECs, answered by PUBRELs (written by
+// next whenever it runs out of input), and PUBCOMPs. A message counts as
+// acknowledged on its PUBACK or PUBCOMP.
+func (pb *mqttPub) readAcks(r *run, p *producer, i int) {
+	c, w, qos := pb.c, &pb.w, r.sc.QoS
+	fail := func(err error) {
+		w.fail(err)
+		if !r.closing.Load() {
+			r.fail(fmt.Errorf("publisher %d: %w", i, err))
+		}
+	}
+	for {
+		pk, n, err := c.next()
+		if err != nil {
+			fail(fmt.Errorf("connection lost: %w", err))
+			return
+		}
+		switch {
+		case pk.kind == mqttPingresp:
+		case qos == 1 && pk.kind == mqttPuback, qos == 2 && (pk.kind == mqttPubrec || pk.kind == mqttPubcomp):
+			id, err := parseMQTTID(pk)
+			if err != nil {
+				fail(err)
+				return
+			}
+			w.mu.Lock()
+			seq, ok := mqttSeq(id, w.low, p.sent)
+			w.mu.Unlock()
+			switch {
+			case !ok:
+				fail(fmt.Errorf("%s for packet id %d, which is not in flight", pk.kind, id))
+				return
+			case pk.kind == mqttPubrec:
+				c.owed = appendMQTTAck(c.owed, mqttPubrel, id)
+			default:
+				w.settle(p, seq+1, false, true)
+			}
+		default:
+			fail(fmt.Errorf("unexpected %s packet at QoS %d", pk.kind, qos))
+			return
+		}
+		c.discard(n)
+	}
+}
+
+func (d *mqttDriver) produce(ctx context.Context, r *run, i int) error {
+	sc, p, pb := r.sc, r.prods[i], d.pubs[i]
+	c, w := pb.c, &pb.w
+	body := payload(sc.Size)
+	limit := uint64(min(max(sc.Inflight, 1), mqttPacketIDs))
+	// blocked reports, under w.mu, whether the next message must wait:
+	// limit are unacknowledged, or its packet id is not yet free.
+	blocked := func() bool { return p.sent-w.confirmed >= limit || p.sent-w.low >= mqttPacketIDs }
+	// wait waits until the next message need not, or every message is
+	// acknowledged (all).
+	wait := func(all bool) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for (all && p.sent > w.confirmed || !all && blocked()) && w.err == nil && ctx.Err() == nil {
+			w.cond.Wait()
+		}
+		if w.err != nil {
+			return fmt.Errorf("publisher %d: %w", i, w.err)
+		}
+		return ctx.Err()
+	}
+	stopWait := context.AfterFunc(ctx, func() {
+		w.mu.Lock()
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	})
+	defer stopWait()
+	for seq := uint64(0); ; seq++ {
+		if sc.QoS > 0 {
+			w.mu.Lock()
+			full := blocked()
+			w.mu.Unlock()
+			if full {
+				if err := c.flush(); err != nil {
+					return fmt.Errorf("publisher %d: publish: %w", i, err)
+				}
+				if err := wait(false); err != nil {
+					return err
+				}
+			}
+		}
+		if len(c.out) > 0 && (len(c.out) >= wireFlushAt || r.outstanding() >= r.window) {
+			// About to wait for the window: what is gathered goes now.
+			if err := c.flush(); err != nil {
+				return fmt.Errorf("publisher %d: publish: %w", i, err)
 			}
 		}
 		if !r.acquire() {
 			break
 		}
-		slot := seq % k
-		r.stamp(bufs[slot], p, seq)
-		toks[slot] = cl.Publish(topic, sc.QoS, false, bufs[slot])
-		p.sent++
-	}
-	for seq := p.sent - min(p.sent, k); seq < p.sent; seq++ {
-		if err := done(seq); err != nil {
-			return err
+		r.stamp(body, p, seq)
+		c.out = appendMQTTPublish(c.out, pb.topic, sc.QoS, mqttPacketID(seq), body)
+		if sc.QoS > 0 {
+			w.mu.Lock()
+			p.sent++
+			w.mu.Unlock()
+		} else {
+			p.sent++
 		}
+	}
+	if err := c.flush(); err != nil {
+		return fmt.Errorf("publisher %d: publish: %w", i, err)
+	}
+	if sc.QoS > 0 {
+		return wait(true)
 	}
 	return nil
 }
 
+// close sends DISCONNECT on every connection, all at once (each may wait
+// up to 2 s to write if the broker has stopped reading), closes them, and
+// waits for the publishers' readers; the subscribers' goroutines are r.wg.
 func (d *mqttDriver) close() {
 	d.mu.Lock()
-	clients := d.clients
-	d.clients = nil
+	conns := d.conns
+	d.conns = nil
 	d.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, c := range clients {
-		wg.Go(func() {
-			if c.IsConnectionOpen() {
-				c.Disconnect(20) // everything owed has arrived or is given up on
-			}
-		})
+	for _, c := range conns {
+		wg.Go(c.close)
 	}
 	wg.Wait()
+	d.readers.Wait()
 }
 
 // teardown ends the persistent sessions, each by connecting with clean
 // session 1 under its client id, which discards the session and its queue
 // ([MQTT-3.1.2-6]); clean sessions leave nothing behind.
-func (d *mqttDriver) teardown(ctx context.Context, r *run) error {
+func (d *mqttDriver) teardown(ctx context.Context, _ *run) error {
 	var errs []error
 	for _, id := range d.sessions {
-		o := mqtt.NewClientOptions().
-			AddBroker("tcp://" + d.addr).
-			SetClientID(id).
-			SetUsername("guest").SetPassword("guest").
-			SetProtocolVersion(4).
-			SetCleanSession(true).
-			SetAutoReconnect(false).
-			SetConnectRetry(false).
-			SetConnectTimeout(10 * time.Second)
-		c := mqtt.NewClient(o)
-		if err := wait(ctx, c.Connect()); err != nil {
+		c, err := dialMQTTWire(ctx, d.addr, id, true)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("end session %s: %w", id, err))
 			continue
 		}
-		c.Disconnect(100)
+		c.close()
 	}
 	return errors.Join(errs...)
 }

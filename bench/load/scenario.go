@@ -87,9 +87,9 @@ type Scenario struct {
 	// at QoS ≥ 1, their messages) in a durable session queue; teardown
 	// ends the sessions.
 	PersistentSession bool
-	// Inflight bounds the messages one MQTT or STOMP publisher has
-	// written but not had acknowledged (QoS ≥ 1) or not yet seen written by
-	// the client library (QoS 0, STOMP), whose buffers it cannot reuse.
+	// Inflight bounds the messages one MQTT publisher has written but not
+	// had acknowledged (QoS ≥ 1). QoS 0 and STOMP publishers copy each
+	// payload into their output buffer and are bounded by Window alone.
 	Inflight int
 
 	// Window is the most deliveries outstanding end to end (published

@@ -660,8 +660,8 @@ func (b *bench) report(results map[string]map[string][]load.Result, startLoad, e
 		}
 	}
 	versions = append(versions, "load generator and harness "+runtime.Version()+
-		": its own pipelining AMQP 0-9-1 client (on Junction's frame codec) and STOMP 1.2 client, "+
-		"paho.mqtt.golang v1.5.0 for MQTT, a minimal MQTT client for idle connections")
+		": its own pipelining clients for AMQP 0-9-1 (on Junction's frame codec), MQTT 3.1.1 and STOMP 1.2, "+
+		"and a minimal MQTT client for idle connections")
 	rep := &report.Report{
 		Title: fmt.Sprintf("Junction vs RabbitMQ and Mosquitto, %s (%s)", time.Now().Format("2006-01-02"), mode),
 		Header: []string{
