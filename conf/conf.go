@@ -56,6 +56,72 @@ type Router struct {
 	DiskFreeLimit Size `toml:"disk_free_limit"`
 	// MaxMessageSize bounds one message body (128 MiB, at most 512 MiB).
 	MaxMessageSize Size `toml:"max_message_size"`
+	// TopicPermissions limit what users may publish and subscribe to on
+	// topic exchanges ([[router.topic_permissions]]); none: everything.
+	TopicPermissions []TopicPermission `toml:"topic_permissions"`
+}
+
+// TopicPermission is one [[router.topic_permissions]] entry, RabbitMQ's
+// topic permissions: the routing keys User may publish with (Write) and
+// bind with, i.e. subscribe to (Read), on one topic exchange of one vhost.
+// Patterns are Go regexps searched in the key (anchor with ^ and $); MQTT
+// topics are matched in their routing-key form (test/nosubscribe is
+// test.nosubscribe). {username}, {vhost} and {client_id} in a pattern are
+// replaced by the client's values. A user with no entry for a vhost and
+// exchange may do everything there.
+type TopicPermission struct {
+	// User is the user name; required.
+	User string `toml:"user"`
+	// VHost is the virtual host ("" after decoding: "/").
+	VHost string `toml:"vhost"`
+	// Exchange is the topic exchange ("" after decoding: "amq.topic").
+	Exchange string `toml:"exchange"`
+	// Write and Read are the patterns keys must match; nil (the key left
+	// out): ".*", everything; "": nothing (RabbitMQ's synonym for "^$").
+	Write *string `toml:"write"`
+	Read  *string `toml:"read"`
+	// DenyWrite and DenyRead refuse keys Write and Read allow (RE2 has no
+	// lookahead); "": none.
+	DenyWrite string `toml:"deny_write"`
+	DenyRead  string `toml:"deny_read"`
+}
+
+// AllPattern is the Write and Read pattern of a TopicPermission that
+// leaves them out.
+const AllPattern = ".*"
+
+// WritePattern returns Write, or AllPattern if it is nil.
+func (p *TopicPermission) WritePattern() string { return orAll(p.Write) }
+
+// ReadPattern returns Read, or AllPattern if it is nil.
+func (p *TopicPermission) ReadPattern() string { return orAll(p.Read) }
+
+func orAll(s *string) string {
+	if s == nil {
+		return AllPattern
+	}
+	return *s
+}
+
+// fillDefaults gives the entries' left-out keys their defaults.
+func (r *Router) fillDefaults() {
+	for i := range r.TopicPermissions {
+		p := &r.TopicPermissions[i]
+		if p.VHost == "" {
+			p.VHost = "/"
+		}
+		if p.Exchange == "" {
+			p.Exchange = "amq.topic"
+		}
+		if p.Write == nil {
+			p.Write = new(string)
+			*p.Write = AllPattern
+		}
+		if p.Read == nil {
+			p.Read = new(string)
+			*p.Read = AllPattern
+		}
+	}
 }
 
 // Storage configures the Pebble store under Config.DataDir.
@@ -116,6 +182,10 @@ type MQTT struct {
 	// MaxKeepAlive caps MQTT 5 clients' keepalive (Server Keep Alive); 0
 	// accepts the client's.
 	MaxKeepAlive time.Duration `toml:"max_keepalive"`
+	// RevealRefusals: MQTT 5 clients refused by a topic permission get
+	// reason code 0x87 (not authorized) and a Reason String (true, the
+	// default); false: 0x80 (unspecified error) and no Reason String.
+	RevealRefusals bool `toml:"reveal_refusals"`
 }
 
 // STOMP configures the STOMP listener.
@@ -144,6 +214,7 @@ func decode(doc []byte, c *Config) error {
 	if err != nil {
 		return err
 	}
+	c.Router.fillDefaults()
 	var errs []error
 	var table string // the last unknown key reported; its sub-keys are not
 	for _, k := range md.Undecoded() {

@@ -15,13 +15,14 @@ var defaults = Config{
 	DataDir: "./data",
 	Log:     Log{Level: "info", Format: "text"},
 	Router: Router{
-		DefaultVHost:   "/",
-		DefaultUser:    "guest",
-		DefaultPass:    "guest",
-		LoopbackUsers:  []string{"guest"},
-		MemoryBudget:   256 * MiB,
-		DiskFreeLimit:  50 * MiB,
-		MaxMessageSize: 128 * MiB,
+		DefaultVHost:     "/",
+		DefaultUser:      "guest",
+		DefaultPass:      "guest",
+		LoopbackUsers:    []string{"guest"},
+		MemoryBudget:     256 * MiB,
+		DiskFreeLimit:    50 * MiB,
+		MaxMessageSize:   128 * MiB,
+		TopicPermissions: []TopicPermission{},
 	},
 	Storage: Storage{MemtableSize: 64 * MiB, CacheSize: 128 * MiB},
 	Transport: Transport{
@@ -32,7 +33,7 @@ var defaults = Config{
 	},
 	AMQP: AMQP{Listen: ":5672", FrameMax: 131072, ChannelMax: 2047, Heartbeat: 60 * time.Second},
 	MQTT: MQTT{Listen: ":1883", VHost: "/", Exchange: "amq.topic", TopicMode: TopicModeSwap,
-		RetainedMaxMessages: 100000, RetainedMaxBytes: 64 * MiB, TopicAliasMaximum: 32},
+		RetainedMaxMessages: 100000, RetainedMaxBytes: 64 * MiB, TopicAliasMaximum: 32, RevealRefusals: true},
 	STOMP: STOMP{Listen: ":61613", HeartBeat: 10 * time.Second},
 }
 

@@ -66,12 +66,16 @@ func TestLoadFile(t *testing.T) {
 			LoopbackUsers:  []string{},
 			MemoryBudget:   GiB,
 			MaxMessageSize: 16 * MiB,
+			TopicPermissions: []TopicPermission{
+				{User: "admin", VHost: "/", Exchange: "amq.topic", Write: ptr(".*"), Read: ptr(".*"), DenyRead: `^secret\.`},
+				{User: "sensor", VHost: "devices", Exchange: "mqtt.topic", Write: ptr(`^sensors\.{client_id}\.`), Read: ptr(""), DenyWrite: `\.admin$`},
+			},
 		},
 		Storage:   Storage{MemtableSize: 32 * MiB, CacheSize: GiB},
 		Transport: Transport{EventLoops: 2, TickInterval: 250 * time.Millisecond, MaxInbound: MiB, MaxOutbound: 8 * MiB},
 		AMQP:      AMQP{Listen: "127.0.0.1:5673", FrameMax: 4096, ChannelMax: 16, Heartbeat: 30 * time.Second},
 		MQTT: MQTT{Listen: "", VHost: "devices", Exchange: "mqtt.topic", TopicMode: TopicModeLossless,
-			RetainedMaxMessages: 1000, RetainedMaxBytes: MiB, TopicAliasMaximum: 0, MaxKeepAlive: 5 * time.Minute},
+			RetainedMaxMessages: 1000, RetainedMaxBytes: MiB, TopicAliasMaximum: 0, MaxKeepAlive: 5 * time.Minute, RevealRefusals: false},
 		STOMP: STOMP{Listen: "[::1]:61614", HeartBeat: 0},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -208,6 +212,7 @@ func TestLoadUnknownKeys(t *testing.T) {
 		{"unknown section: reported once", "[nope]\na = 1\n[nope.sub]\nb = 2", []string{"nope"}},
 		{"misplaced key", "[log]\ndata_dir = \"x\"", []string{"log.data_dir"}},
 		{"several", "a = 1\n[log]\nb = 2\n[mqtt]\nc = 3", []string{"a", "log.b", "mqtt.c"}},
+		{"topic permission", "[[router.topic_permissions]]\nuser = \"u\"\nwrites = \".*\"", []string{"router.topic_permissions.writes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := writeFile(t, tc.file)
@@ -334,5 +339,25 @@ func TestUsage(t *testing.T) {
 				t.Errorf("usage lacks %q", want)
 			}
 		}
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+// TestLoadTopicPermissions: left-out keys get their defaults, an explicit
+// empty pattern stays (it allows nothing), and a bad pattern names its key.
+func TestLoadTopicPermissions(t *testing.T) {
+	name := writeFile(t, "[[router.topic_permissions]]\nuser = \"u\"\nread = \"\"\n\n[[router.topic_permissions]]\nuser = \"v\"\ndeny_read = \"(\"\n")
+	c, _, err := Load([]string{"--config", name}, env(nil))
+	if got := keys(err); !slices.Equal(got, []string{"router.topic_permissions[1].deny_read"}) {
+		t.Fatalf("problems %q (%v)", got, err)
+	}
+	p := c.Router.TopicPermissions[0]
+	if p.VHost != "/" || p.Exchange != "amq.topic" || p.WritePattern() != ".*" || p.Read == nil || *p.Read != "" {
+		t.Fatalf("entry 0 = %+v (write %q, read %q)", p, p.WritePattern(), p.ReadPattern())
+	}
+	var zero TopicPermission
+	if zero.WritePattern() != AllPattern || zero.ReadPattern() != AllPattern {
+		t.Fatal("a nil pattern is not everything")
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +51,8 @@ func (c *Config) Validate() error {
 	if r.MemoryBudget > 0 && r.MemoryBudget < r.MaxMessageSize {
 		v.add("router.memory_budget", fmt.Sprintf("%v is smaller than router.max_message_size (%v): the largest message could never be accepted", r.MemoryBudget, r.MaxMessageSize))
 	}
+
+	v.topicPermissions(r.TopicPermissions)
 
 	v.sizeRange("storage.memtable_size", c.Storage.MemtableSize, MiB, GiB)
 	v.sizeRange("storage.cache_size", c.Storage.CacheSize, 0, 1<<62)
@@ -175,6 +179,52 @@ func addrErr(err error) string {
 	var ae *net.AddrError
 	if errors.As(err, &ae) {
 		return ae.Err
+	}
+	return err.Error()
+}
+
+// topicPermissions checks each [[router.topic_permissions]] entry: a user,
+// patterns that compile, and no second entry for a user, vhost and
+// exchange.
+func (v *validator) topicPermissions(ps []TopicPermission) {
+	type target struct{ user, vhost, exchange string }
+	seen := map[target]int{}
+	for i := range ps {
+		p := &ps[i]
+		key := fmt.Sprintf("router.topic_permissions[%d].", i)
+		if p.User == "" {
+			v.add(key+"user", "required")
+		}
+		t := target{p.User, p.VHost, p.Exchange}
+		if t.vhost == "" {
+			t.vhost = "/"
+		}
+		if t.exchange == "" {
+			t.exchange = "amq.topic"
+		}
+		if j, dup := seen[t]; dup && p.User != "" {
+			v.add(key+"user", fmt.Sprintf("a second entry for user %q on exchange %q in vhost %q (the first is router.topic_permissions[%d])", t.user, t.exchange, t.vhost, j))
+		} else {
+			seen[t] = i
+		}
+		for _, f := range []struct{ name, pattern string }{
+			{"write", p.WritePattern()}, {"read", p.ReadPattern()},
+			{"deny_write", p.DenyWrite}, {"deny_read", p.DenyRead},
+		} {
+			// Variables ({username}, {vhost}, {client_id}) compile as
+			// literals; their values are quoted when they are expanded.
+			if _, err := regexp.Compile(f.pattern); err != nil {
+				v.add(key+f.name, fmt.Sprintf("%q is not a regexp: %s", f.pattern, reErr(err)))
+			}
+		}
+	}
+}
+
+// reErr is a regexp error without the pattern, which the caller quotes.
+func reErr(err error) string {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		return se.Code.String()
 	}
 	return err.Error()
 }

@@ -54,6 +54,27 @@ func TestValidate(t *testing.T) {
 			c.MQTT.RetainedMaxMessages, c.MQTT.RetainedMaxBytes, c.MQTT.TopicAliasMaximum, c.MQTT.MaxKeepAlive = 0, 100, 65536, 1500*time.Millisecond
 		}, []string{"mqtt.retained_max_messages: 0 is not between 1", "mqtt.retained_max_bytes: 100B is not between 1KiB",
 			"mqtt.topic_alias_maximum: 65536 is not between 0 and 65535", "mqtt.max_keepalive: 1.5s is not a whole number of seconds"}},
+		{"topic permissions", func(c *Config) {
+			c.Router.TopicPermissions = []TopicPermission{
+				{User: "a", DenyRead: `^test\.nosubscribe$`},
+				{User: "b", VHost: "/", Exchange: "x", Write: ptr(`^{client_id}\.`), Read: ptr("")},
+				{User: "b", Exchange: "y"},
+			}
+		}, nil},
+		{"topic permission problems", func(c *Config) {
+			c.Router.TopicPermissions = []TopicPermission{
+				{User: "", Write: ptr("(")},
+				{User: "a", Read: ptr("a**"), DenyWrite: "[z-a]", DenyRead: `\p{Nope}`},
+				{User: "a", VHost: "/", Exchange: "amq.topic"},
+			}
+		}, []string{
+			"router.topic_permissions[0].user: required",
+			`router.topic_permissions[0].write: "(" is not a regexp: missing closing )`,
+			`router.topic_permissions[1].read: "a**" is not a regexp: invalid nested repetition operator`,
+			`router.topic_permissions[1].deny_write: "[z-a]" is not a regexp: invalid character class range`,
+			`router.topic_permissions[1].deny_read: "\\p{Nope}" is not a regexp: invalid character class range`,
+			`router.topic_permissions[2].user: a second entry for user "a" on exchange "amq.topic" in vhost "/" (the first is router.topic_permissions[1])`,
+		}},
 		{"stomp heart-beat", func(c *Config) { c.STOMP.HeartBeat = time.Microsecond }, []string{"stomp.heart_beat: 1µs is not a whole number of milliseconds"}},
 		{"many at once", func(c *Config) { c.DataDir, c.Log.Level, c.AMQP.Listen = "", "loud", "x:y" },
 			[]string{"data_dir: required", "log.level:", "amqp.listen:"}},

@@ -573,7 +573,8 @@ func (q *Queue) touch() {
 
 func (q *Queue) onExpires() {
 	q.mu.Lock()
-	unused := !q.deleted && len(q.consumers) == 0
+	// expires > 0: SetExpires(0) may have raced with this timer firing.
+	unused := !q.deleted && len(q.consumers) == 0 && q.args.expires > 0
 	left := time.Duration(q.lastUsed + q.args.expires - q.now())
 	if unused && left > 0 {
 		q.expTimer.Reset(left)

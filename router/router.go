@@ -32,6 +32,9 @@ type Config struct {
 	// memory; past it, queued messages are paged out to the store and read
 	// back when delivered, as RabbitMQ pages classic queues. 0: no bound.
 	MemoryBudget int64
+	// TopicPermissions limit what users may publish and bind on topic
+	// exchanges (topicperm.go); none: everything is allowed.
+	TopicPermissions []TopicPermission
 }
 
 // Router is the routing graph of one broker.
@@ -44,6 +47,7 @@ type Router struct {
 	budget   int64
 	mem      atomic.Int64 // bytes of message bodies held by queues
 	alarm    alarms
+	topics   map[topicPermKey]*topicPerm // immutable after New
 
 	mu      sync.RWMutex
 	vhosts  map[string]*VHost
@@ -69,6 +73,11 @@ func New(cfg Config) (*Router, error) {
 	if r.loopback == nil {
 		r.loopback = []string{"guest"}
 	}
+	topics, err := compileTopicPermissions(cfg.TopicPermissions)
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	r.topics = topics
 	if err := r.recover(cfg); err != nil {
 		return nil, fmt.Errorf("router: recovering: %w", err)
 	}

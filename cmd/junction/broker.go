@@ -49,13 +49,14 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 		return nil, nil, errors.Join(errors.New(`mqtt.topic_mode "lossless" is not available in this build; use "swap"`), st.Close())
 	}
 	rt, err := router.New(router.Config{
-		Store:         st,
-		Log:           log.With("component", "router"),
-		DefaultVHost:  cfg.Router.DefaultVHost,
-		DefaultUser:   cfg.Router.DefaultUser,
-		DefaultPass:   cfg.Router.DefaultPass,
-		LoopbackUsers: cfg.Router.LoopbackUsers,
-		MemoryBudget:  int64(cfg.Router.MemoryBudget),
+		Store:            st,
+		Log:              log.With("component", "router"),
+		DefaultVHost:     cfg.Router.DefaultVHost,
+		DefaultUser:      cfg.Router.DefaultUser,
+		DefaultPass:      cfg.Router.DefaultPass,
+		LoopbackUsers:    cfg.Router.LoopbackUsers,
+		MemoryBudget:     int64(cfg.Router.MemoryBudget),
+		TopicPermissions: topicPermissions(cfg.Router.TopicPermissions),
 	})
 	if err != nil {
 		return nil, nil, errors.Join(err, st.Close())
@@ -84,6 +85,7 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 			RetainedMaxBytes:    int64(cfg.MQTT.RetainedMaxBytes),
 			TopicAliasMax:       mqttTopicAliasMax(cfg.MQTT.TopicAliasMaximum),
 			MaxKeepAlive:        cfg.MQTT.MaxKeepAlive,
+			HideRefusals:        !cfg.MQTT.RevealRefusals,
 		})},
 		{cfg.STOMP.Listen, stomp.New(stomp.Config{
 			Router: rt,
@@ -121,6 +123,17 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 		return errors.Join(err, st.Close())
 	}
 	return &broker{router: rt, net: srv, failed: st.Failed()}, stop, nil
+}
+
+// topicPermissions converts the configured topic permissions.
+func topicPermissions(ps []conf.TopicPermission) []router.TopicPermission {
+	out := make([]router.TopicPermission, len(ps))
+	for i := range ps {
+		p := &ps[i]
+		out[i] = router.TopicPermission{User: p.User, VHost: p.VHost, Exchange: p.Exchange,
+			Write: p.WritePattern(), Read: p.ReadPattern(), DenyWrite: p.DenyWrite, DenyRead: p.DenyRead}
+	}
+	return out
 }
 
 // mqttTopicAliasMax maps the configured Topic Alias Maximum (0: offer

@@ -70,6 +70,11 @@ type Config struct {
 	// gives clients asking for none this one), announced as Server Keep
 	// Alive; 0: the client's value is used.
 	MaxKeepAlive time.Duration
+	// HideRefusals makes MQTT 5 refusals by a topic permission (see
+	// router.TopicPermission) reason code 0x80 (unspecified error) without
+	// a Reason String instead of 0x87 (not authorized) with one: MQTT 5
+	// §3.9.3 provides 0x80 for a server that does not wish to reveal why.
+	HideRefusals bool
 	// Now is the clock (time.Now if nil); tests replace it.
 	Now func() time.Time
 }

@@ -27,7 +27,8 @@
 // What works: CONNECT/CONNACK (3.1, 3.1.1, 5.0; assigned client ids;
 // refusals with Reason Strings), keepalive at 1.5× (MQTT 5: capped by
 // Config.MaxKeepAlive, announced as Server Keep Alive), PINGREQ,
-// DISCONNECT (5.0: with a Session Expiry Interval), session takeover (the
+// DISCONNECT (5.0: with a Session Expiry Interval, which like the
+// CONNECT's changes the session queue's x-expires), session takeover (the
 // new connection's CONNACK waits until the old one has closed; 5.0:
 // DISCONNECT 0x8E), QoS 0, 1 and 2 both ways (PUBACK and PUBREC only after
 // the router's commit; outbound QoS is the lower of the publish's and the
@@ -38,15 +39,18 @@
 // Config.RetainedMaxMessages and RetainedMaxBytes); wills with the 5.0
 // Will Delay Interval and will properties (will.go); 5.0 message expiry
 // while queued with the remainder sent on delivery, topic aliases from the
-// client (up to Config.TopicAliasMax), subscription identifiers, No Local,
+// client (up to Config.TopicAliasMax) and towards it (outbound.go),
+// subscription identifiers, No Local,
 // Retain As Published, Retain Handling, shared subscriptions (also for
 // 3.1.1 clients), user properties in order, payload format, content type,
 // correlation data, response topic, Maximum Packet Size both ways,
-// Request Problem and Response Information.
+// Request Problem and Response Information; topic permissions (perm.go);
+// after a server DISCONNECT the session lingers, reading and dropping
+// input, so the client sees the reason code rather than a reset (see
+// lingerTimeout).
 //
 // Missing: AUTH (enhanced authentication: CONNECT with an Authentication
-// Method is refused with 0x8C), topic aliases towards the client, the
-// lossless topic mode. Pending delayed wills do not survive a restart. A
+// Method is refused with 0x8C), the lossless topic mode. Pending delayed wills do not survive a restart. A
 // shared subscription's QoS 2 message whose PUBREC has not come when its
 // member disconnects goes back to the group, like QoS 1 ones.
 //

@@ -125,12 +125,18 @@ func TestSessionExpiry(t *testing.T) {
 		t.Fatalf("expired session's subscriptions came back: %v", s.s.st.subs)
 	}
 
-	// The interval is fixed when the session is created; a client asking
-	// for another is told the one in effect.
+	// Each CONNECT sets the interval from then on (MQTT 5 §3.1.2.11.2):
+	// the queue's x-expires follows, and the state remembers it.
 	s.close()
 	s = h.peer()
-	if ack := s.connectPersistent(5, "v5", 120); !ack.SessionPresent || ack.Properties.SessionExpiryInterval != 60 {
+	if ack := s.connectPersistent(5, "v5", 120); !ack.SessionPresent || ack.Properties.SessionExpiryIntervalFlag {
 		t.Fatalf("CONNACK %+v", ack)
+	}
+	if got := h.s.vhost.Queue(sessionQueue("v5")).Expires(); got != 120*time.Second {
+		t.Fatalf("queue expires after %v, want 120s", got)
+	}
+	if st := h.a.takeState("v5"); st == nil || st.expiry != 120 {
+		t.Fatalf("state %+v", st)
 	}
 	// DISCONNECT with Session Expiry Interval 0 ends the session now.
 	s.send(s.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tDisconnect},
@@ -170,6 +176,29 @@ func TestSessionExpiry(t *testing.T) {
 		t.Fatal("a session that never expires has x-expires")
 	}
 
+	// So does a DISCONNECT's (MQTT 5 §3.14.2.2.2), longer or shorter.
+	for _, tc := range []struct {
+		connect, disconnect uint32
+		want                time.Duration
+	}{
+		{1, 5, 5 * time.Second},
+		{5, 1, time.Second},
+		{5, expiryNever, 0},
+	} {
+		s = h.peer()
+		s.connectPersistent(5, "d", tc.connect)
+		s.send(s.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tDisconnect},
+			Properties: packets.Properties{SessionExpiryInterval: tc.disconnect, SessionExpiryIntervalFlag: true}}))
+		s.close()
+		q := h.s.vhost.Queue(sessionQueue("d"))
+		if q == nil || q.Expires() != tc.want {
+			t.Fatalf("%d then %d: queue %v", tc.connect, tc.disconnect, q)
+		}
+		if st := h.a.takeState("d"); st == nil || st.expiry != tc.disconnect {
+			t.Fatalf("%d then %d: state %+v", tc.connect, tc.disconnect, st)
+		}
+	}
+
 	// A non-zero interval on DISCONNECT after 0 on CONNECT is a protocol
 	// error [MQTT-3.14.2-2].
 	s = h.peer()
@@ -178,5 +207,28 @@ func TestSessionExpiry(t *testing.T) {
 		Properties: packets.Properties{SessionExpiryInterval: 10, SessionExpiryIntervalFlag: true}}))
 	if d := s.expect(tDisconnect); d.ReasonCode != rcProtocolError {
 		t.Fatalf("DISCONNECT %+v", d)
+	}
+}
+
+// An interval changed on DISCONNECT (or CONNECT) outlives a restart: the
+// router brings the queue back with its declared x-expires, and the
+// adapter re-applies the session state's.
+func TestSessionExpiryChangeRestart(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.connectPersistent(5, "r", 1)
+	h.subscribe(1, 1, "x")
+	h.send(h.encode(&packets.Packet{FixedHeader: packets.FixedHeader{Type: tDisconnect},
+		Properties: packets.Properties{SessionExpiryInterval: 600, SessionExpiryIntervalFlag: true}}))
+	h.close()
+	rt, err := router.New(router.Config{Store: h.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rt.VHost("/").Queue(sessionQueue("r")).Expires(); got != time.Second {
+		t.Fatalf("router alone: queue expires after %v, want the declared 1s", got)
+	}
+	New(Config{Router: rt, Store: h.store})
+	if got := rt.VHost("/").Queue(sessionQueue("r")).Expires(); got != 600*time.Second {
+		t.Fatalf("after the adapter's recovery: queue expires after %v, want 600s", got)
 	}
 }

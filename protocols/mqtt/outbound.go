@@ -93,11 +93,35 @@ func (s *session) deliver(d *router.Delivery) {
 		s.drop(d)
 		return
 	}
+	// Topic aliases towards the client (MQTT 5 §3.3.2.3.4), assigned as
+	// RabbitMQ assigns them: to the first topics sent, longer than one
+	// byte, up to the client's Topic Alias Maximum, for the connection's
+	// life. A topic with an alias is sent empty.
+	var (
+		alias    uint16
+		aliasKey string
+		newAlias bool
+		topicLen = len(topic)
+	)
+	if s.outAliasMax > 0 {
+		aliasKey = m.RoutingKey
+		if mi.retained {
+			aliasKey = topicToKey(topic)
+		}
+		if a, ok := s.outAliases[aliasKey]; ok {
+			alias, topicLen = a, 0
+		} else if len(s.outAliases) < s.outAliasMax && len(topic) > 1 {
+			alias, newAlias = uint16(len(s.outAliases)+1), true
+		}
+	}
 	s.pbuf = s.pbuf[:0]
 	if s.v5 {
 		s.pbuf = s.appendPubProps(s.pbuf, d, &mi, ids)
+		if alias != 0 {
+			s.pbuf = append(s.pbuf, 0x23, byte(alias>>8), byte(alias))
+		}
 	}
-	rem := 2 + len(topic) + len(m.Body)
+	rem := 2 + topicLen + len(m.Body)
 	if qos > 0 {
 		rem += 2
 	}
@@ -127,11 +151,20 @@ func (s *session) deliver(d *router.Delivery) {
 	} else {
 		s.drop(d)
 	}
+	if newAlias {
+		if s.outAliases == nil {
+			s.outAliases = make(map[string]uint16)
+		}
+		s.outAliases[aliasKey] = alias
+	}
 	s.out = append(s.out, first)
 	s.out = appendVarint(s.out, rem)
-	if mi.retained {
+	switch {
+	case topicLen == 0:
+		s.out = append(s.out, 0, 0)
+	case mi.retained:
 		s.out = appendString(s.out, topic)
-	} else {
+	default:
 		s.out = appendKeyTopic(s.out, topic)
 	}
 	if qos > 0 {

@@ -59,8 +59,17 @@ const (
 	stConnect   connState = iota // waiting for CONNECT
 	stWaiting                    // CONNECT read; waiting for the session's previous holder to close
 	stConnected                  // CONNACK sent
+	stLinger                     // MQTT 5 DISCONNECT sent; input is discarded until the peer closes or lingerTimeout
 	stClosed                     // nothing more is read or sent
 )
+
+// lingerTimeout bounds how long a connection the server sent an MQTT 5
+// DISCONNECT stays open reading (and discarding) what the client still
+// sends. Closing a socket with unread input makes the kernel send a reset,
+// which can destroy the DISCONNECT before the client reads it, and the
+// client's next write fails: a client that pipelined publishes past the
+// Receive Maximum would never learn why it was disconnected.
+const lingerTimeout = 2 * time.Second
 
 type evKind uint8
 
@@ -97,10 +106,11 @@ const (
 type op struct {
 	kind     opKind
 	id       uint16
-	waiting  int   // done callbacks outstanding
-	err      error // publish failure
-	noMatch  bool  // publish reached no queue
-	rc       byte  // PUBCOMP reason; PUBACK/PUBREC refusal (quota)
+	waiting  int    // done callbacks outstanding
+	err      error  // publish failure
+	noMatch  bool   // publish reached no queue
+	rc       byte   // PUBCOMP reason; PUBACK/PUBREC refusal (quota, permission)
+	reason   string // MQTT 5 Reason String of a refusal; "" none
 	codes    []byte
 	retained []*subscription // SUBACK: subscriptions to send retained messages to, after it
 }
@@ -139,6 +149,8 @@ type session struct {
 	closed      bool
 	user        *router.User
 	vhost       *router.VHost
+	topics      *router.TopicAccess // the user's topic permissions; nil: all allowed
+	refusals    int                 // publishes and filters refused by topics, for logging
 	queue       string
 	ch          *router.Channel
 	consumer    *router.Consumer
@@ -159,7 +171,12 @@ type session struct {
 	noLocal    int // subscriptions with No Local
 	hdrCache   [3][2]router.Table
 
-	aliases []string // inbound topic aliases, [1, TopicAliasMax]
+	aliases     []string          // inbound topic aliases, [1, TopicAliasMax]
+	outAliasMax int               // the client's Topic Alias Maximum (MQTT 5)
+	outAliases  map[string]uint16 // outbound topic aliases by routing key
+
+	lingerErr error     // stLinger: why the DISCONNECT was sent
+	lingerAt  time.Time // stLinger: the first tick since
 
 	pids       map[uint16]outMsg // outbound QoS 1 and 2 packet ids
 	resend     map[resendKey]uint16
@@ -234,7 +251,7 @@ func (s *session) Feed(in []byte) (int, error) {
 	n := 0
 	for n < len(in) {
 		switch s.state {
-		case stClosed:
+		case stClosed, stLinger:
 			return len(in), nil
 		case stWaiting:
 			return n, nil // read on once the session is ours
@@ -246,9 +263,15 @@ func (s *session) Feed(in []byte) (int, error) {
 				break
 			}
 		}
+		if s.state == stConnect && in[n] != tConnect<<4 {
+			// [MQTT-3.1.0-1]: the first packet is CONNECT. One byte tells;
+			// waiting for the rest of, say, an HTTP request that reads as a
+			// long packet would hold the connection until connectTimeout.
+			return len(in), errNotConnect
+		}
 		first, rem, hdr, ok, err := parseHeader(in[n:])
 		if err != nil {
-			return len(in), malformed("remaining length")
+			return len(in), s.linger(malformed("remaining length"))
 		}
 		limit := s.cfg.MaxPacketSize
 		if s.state == stConnect {
@@ -256,7 +279,7 @@ func (s *session) Feed(in []byte) (int, error) {
 		}
 		if rem > limit {
 			s.log.Warn("packet too large", "size", rem, "max", limit)
-			return len(in), errTooLarge
+			return len(in), s.linger(errTooLarge)
 		}
 		if !ok || len(in)-n < hdr+rem {
 			break
@@ -268,7 +291,7 @@ func (s *session) Feed(in []byte) (int, error) {
 		n += hdr + rem
 		s.recv = true
 		if err := s.packet(first, body); err != nil {
-			return n, err
+			return len(in), s.linger(err)
 		}
 	}
 	return n, nil
@@ -343,6 +366,27 @@ func (s *session) packet(first byte, body []byte) error {
 	return nil
 }
 
+// linger answers err, a reason to end a connected MQTT 5 session, with a
+// DISCONNECT and keeps reading what the client still sends until it
+// closes or lingerTimeout passes (see lingerTimeout); it returns nil then.
+// Other errors, and every error of 3.1.1 sessions, come back to end the
+// connection at once.
+func (s *session) linger(err error) error {
+	var de *discErr
+	if !s.v5 || s.state != stConnected || !errors.As(err, &de) {
+		return err
+	}
+	s.process() // the acknowledgements that are ready go first
+	if s.state != stConnected {
+		return err // taken over meanwhile: that close is under way
+	}
+	s.out = appendDisconnect(s.out, de.rc, de.text, s.cliMax)
+	s.state = stLinger
+	s.lingerErr = err
+	s.log.Info("disconnecting", "reason", de.text)
+	return nil
+}
+
 func (s *session) disconnect(body []byte) error {
 	rc := byte(0)
 	if s.v5 {
@@ -357,9 +401,17 @@ func (s *session) disconnect(body []byte) error {
 				return protoErr("session expiry set on DISCONNECT after 0 on CONNECT") // [MQTT-3.14.2-2]
 			case p.sessionExpiry == 0:
 				s.persistent = false // the session ends with this connection
-			case p.sessionExpiry != s.expiry:
-				// The queue's x-expires was fixed when it was declared.
-				s.log.Debug("session expiry change on DISCONNECT ignored", "asked", p.sessionExpiry, "kept", s.expiry)
+			case p.sessionExpiry != s.expiry && s.persistent:
+				// MQTT 5 §3.14.2.2.2: the new interval applies from now on.
+				s.expiry = min(p.sessionExpiry, maxSessionExpiry)
+				if p.sessionExpiry == expiryNever {
+					s.expiry = expiryNever
+				}
+				if q := s.vhost.Queue(s.queue); q != nil {
+					q.SetExpires(expiryDuration(s.expiry))
+				}
+				s.st.expiry = s.expiry
+				s.storeState()
 			}
 		}
 	}
@@ -394,12 +446,13 @@ func (s *session) connack(v5 bool, sp bool, rc byte, props []byte) {
 }
 
 // refuse answers CONNECT with return code rc3 (3.1/3.1.1) or reason rc5
-// (5.0, with why as Reason String) and ends the connection.
+// (5.0, with why as Reason String unless it is "") and ends the
+// connection.
 func (s *session) refuse(v5 bool, rc3, rc5 byte, why string) error {
 	s.log.Warn("connection refused", "reason", why)
 	if v5 {
 		var props []byte
-		if len(why) <= 1024 {
+		if why != "" && len(why) <= 1024 {
 			props = appendPropStr(nil, 0x1F, why)
 		}
 		s.connack(true, false, rc5, props)
@@ -448,6 +501,15 @@ func (s *session) connect(body []byte) error {
 		cid = genClientID()
 	}
 	s.v5, s.clientID, s.user, s.vhost, s.pk = v5, cid, u, vh, &pk
+	s.topics = vh.TopicAccess(u.Name, s.cfg.Exchange, cid)
+	if pk.will() {
+		if err := s.topics.Check(topicToKey(pk.willTopic), false); err != nil {
+			// As Mosquitto does: a will that could not be published refuses
+			// the connection, rather than being dropped when it is due.
+			rc, reason := s.refusal(err, "will", pk.willTopic)
+			return s.refuse(v5, 0x05, rc, reason)
+		}
+	}
 	prev, wait := s.a.register(cid, s)
 	s.registered = true
 	if prev != nil {
@@ -493,6 +555,7 @@ func (s *session) resume() error {
 		}
 		s.cliMax = pk.props.maxPacket
 		s.problemInfo = !pk.props.hasReqProblem || pk.props.reqProblem == 1
+		s.outAliasMax = int(pk.props.topicAliasMax)
 	}
 
 	// Session lifetime: MQTT 3.1.1 clean session 0 never expires; MQTT 5
@@ -525,15 +588,11 @@ func (s *session) resume() error {
 		}
 	}
 	present := q != nil
-	if present && s.persistent {
-		// x-expires was fixed when the queue was declared: that is the
-		// session's expiry, and an MQTT 5 client is told if it differs.
-		actual := uint32(expiryNever)
-		if x, ok := q.Args.Get("x-expires"); ok {
-			n, _ := router.Int(x)
-			actual = uint32(n / 1000)
-		}
-		s.expiry = actual
+	reExpire := present && s.persistent && q.Expires() != expiryDuration(s.expiry)
+	if reExpire {
+		// The CONNECT's interval is the session's from now on (MQTT 5
+		// §3.1.2.11.2); RabbitMQ updates the queue's x-expires likewise.
+		q.SetExpires(expiryDuration(s.expiry))
 	}
 	if v5 && s.expiry != s.reqExpiry {
 		props = append(props, 0x11, byte(s.expiry>>24), byte(s.expiry>>16), byte(s.expiry>>8), byte(s.expiry))
@@ -544,6 +603,10 @@ func (s *session) resume() error {
 		st.expiry = s.expiry
 	}
 	s.st = st
+	if reExpire || present && s.persistent && st.expiry != s.expiry {
+		st.expiry = s.expiry
+		s.storeState() // for recover: SetExpires is not stored
+	}
 	if s.persistent && !s.stored {
 		s.a.keepState(cid, st)
 		s.stored = true
@@ -754,6 +817,19 @@ func (s *session) publish(pk *publishPkt) error {
 		s.ops = append(s.ops, o)
 	}
 	retain := pk.retain
+	m := s.message(topic, qos, retain, &pk.props.app, pk.payload)
+	if s.topics != nil {
+		if err := s.topics.Check(m.RoutingKey, false); err != nil {
+			// MQTT 5: a negative PUBACK or PUBREC; QoS 0 and MQTT 3.1.1
+			// have none, so the publish is acknowledged and dropped, as
+			// Mosquitto does (refusal logs it).
+			rc, reason := s.refusal(err, "publish", topic)
+			if o != nil && s.v5 {
+				o.rc, o.reason = rc, reason
+			}
+			return nil
+		}
+	}
 	if retain {
 		rm := &retainedMsg{topic: topic, qos: qos, app: pk.props.app, payload: pk.payload}
 		rm.app.hasExpiry = false
@@ -779,7 +855,6 @@ func (s *session) publish(pk *publishPkt) error {
 			}
 		}
 	}
-	m := s.message(topic, qos, retain, &pk.props.app, pk.payload)
 	if o == nil {
 		if _, err := s.vhost.Publish(s.cfg.Exchange, m, nil); err != nil {
 			s.log.Warn("publish failed", "err", err)
@@ -831,6 +906,10 @@ func (s *session) process() {
 				}
 			}
 		case evTakeover:
+			if s.state == stLinger {
+				s.state = stClosed
+				s.conn.Close(errTakenOver)
+			}
 			if s.state == stConnected || s.state == stWaiting {
 				if s.v5 && s.state == stConnected {
 					s.out = appendDisconnect(s.out, rcSessionTakenOver, "", s.cliMax)
@@ -879,7 +958,7 @@ func (s *session) flushOps() {
 			if o.kind == opPuback {
 				s.inQoS1--
 			}
-			rc, reason := o.rc, ""
+			rc, reason := o.rc, o.reason
 			switch {
 			case o.err != nil:
 				s.log.Warn("publish failed", "id", o.id, "err", o.err)
@@ -918,15 +997,24 @@ func (s *session) flushOps() {
 				s.out = append(s.out, first, 2, byte(o.id>>8), byte(o.id))
 				break
 			}
+			var props []byte
+			if s.v5 && s.problemInfo && o.reason != "" && len(o.reason) <= 65535 {
+				props = appendPropStr(nil, 0x1F, o.reason) // Reason String
+			}
 			n := 2 + len(o.codes)
 			if s.v5 {
-				n++ // empty properties
+				n += varintLen(len(props)) + len(props)
+				if s.cliMax > 0 && uint64(1+varintLen(n)+n) > uint64(s.cliMax) {
+					props = nil // MQTT 5 §3.1.2.11.4: the Reason String goes first
+					n = 3 + len(o.codes)
+				}
 			}
 			s.out = append(s.out, first)
 			s.out = appendVarint(s.out, n)
 			s.out = append(s.out, byte(o.id>>8), byte(o.id))
 			if s.v5 {
-				s.out = append(s.out, 0)
+				s.out = appendVarint(s.out, len(props))
+				s.out = append(s.out, props...)
 			}
 			s.out = append(s.out, o.codes...)
 			for i, sb := range o.retained {
@@ -951,6 +1039,12 @@ func (s *session) Tick(now time.Time) error {
 	case stConnect, stWaiting:
 		if now.Sub(s.tick0) > connectTimeout {
 			return errConnectTimeout
+		}
+	case stLinger:
+		if s.lingerAt.IsZero() {
+			s.lingerAt = now
+		} else if now.Sub(s.lingerAt) >= lingerTimeout {
+			return s.lingerErr
 		}
 	case stConnected:
 		if s.keepalive <= 0 {

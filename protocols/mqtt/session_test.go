@@ -616,15 +616,16 @@ func TestOversizedPacket(t *testing.T) {
 		h.connectOK(v, "big")
 		// Only the header has arrived: the size alone decides.
 		h.send([]byte{0x30, 0xC8, 0x01})
-		if !errors.Is(h.feedErr, errTooLarge) {
-			t.Fatalf("v%d: %v", v, h.feedErr)
-		}
 		if v == 5 {
+			// MQTT 5: DISCONNECT, then the session lingers (linger_test.go).
 			if d := h.expect(tDisconnect); d.ReasonCode != rcPacketTooLarge {
 				t.Fatalf("DISCONNECT %+v", d)
 			}
-		} else if len(h.got) != 0 {
-			t.Fatalf("3.1.1 got %+v", h.got)
+			if h.feedErr != nil || h.s.state != stLinger {
+				t.Fatalf("v5: %v, state %d", h.feedErr, h.s.state)
+			}
+		} else if !errors.Is(h.feedErr, errTooLarge) || len(h.got) != 0 {
+			t.Fatalf("3.1.1: %v, got %+v", h.feedErr, h.got)
 		}
 	}
 	// A fifth remaining-length byte is malformed.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"strings"
+	"time"
 
 	"github.com/junction-broker/junction/router"
 	"github.com/junction-broker/junction/storage"
@@ -87,6 +88,15 @@ type sessState struct {
 
 func newState() *sessState {
 	return &sessState{subs: make(map[string]*subscription), out2: make(map[uint16]out2Rec)}
+}
+
+// expiryDuration is a Session Expiry Interval as the session queue's
+// x-expires: 0 for never.
+func expiryDuration(e uint32) time.Duration {
+	if e == expiryNever {
+		return 0
+	}
+	return time.Duration(e) * time.Second
 }
 
 func sessionQueue(cid string) string { return "mqtt-subscription-" + cid + "qos1" }
@@ -365,10 +375,19 @@ func (a *Adapter) recover() {
 			a.cfg.Log.Error("loading MQTT sessions failed", "err", err)
 		}
 		for cid, st := range a.states {
-			if vh == nil || vh.Queue(sessionQueue(cid)) == nil {
+			var q *router.Queue
+			if vh != nil {
+				q = vh.Queue(sessionQueue(cid))
+			}
+			if q == nil {
 				stale = append(stale, a.dropStateOps(cid, st)...)
 				delete(a.states, cid)
 				continue
+			}
+			// A changed Session Expiry Interval is the state's, not the
+			// queue's (SetExpires is not stored); 0: no 's' record.
+			if st.expiry != 0 && q.Expires() != expiryDuration(st.expiry) {
+				q.SetExpires(expiryDuration(st.expiry))
 			}
 			for _, sb := range st.subs {
 				if sb.group != "" {

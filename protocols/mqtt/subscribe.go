@@ -88,6 +88,16 @@ func (s *session) saveState(o *op) {
 	})
 }
 
+// storeState writes a persistent session's state without waiting for it:
+// a change of its expiry, which the next synced commit makes durable.
+func (s *session) storeState() {
+	if !s.persistent {
+		return
+	}
+	rec := storage.PutMeta(storage.KindSession, s.a.stateKey(s.clientID, 's', 0), storage.Bytes(encodeState(s.st)))
+	s.a.commit([]storage.Op{rec}, false, nil)
+}
+
 func (s *session) subscribe(id uint16, fs []filter, p *props) error {
 	o := &op{kind: opSuback, id: id, codes: make([]byte, len(fs))}
 	qerr := s.ensureQueue()
@@ -106,6 +116,14 @@ func (s *session) subscribe(id uint16, fs []filter, p *props) error {
 			continue
 		case sb.group != "" && sb.noLocal:
 			return protoErr("No Local on a shared subscription") // [MQTT-3.8.3-4]
+		case s.topics != nil:
+			// The filter's binding key as written, wildcards included, as
+			// RabbitMQ checks topic permissions on queue.bind. Only this
+			// filter fails; the others go ahead.
+			if err := s.topics.Check(sb.key, true); err != nil {
+				o.codes[i], o.reason = s.refusal(err, "subscribe", f.topic)
+				continue
+			}
 		case qerr != nil:
 			o.codes[i] = rcUnspecified
 			continue

@@ -64,6 +64,8 @@ func TestTopicAlias(t *testing.T) {
 		if d := p.expect(tDisconnect); d.ReasonCode != tc.rc {
 			t.Fatalf("%s: DISCONNECT %+v", tc.name, d)
 		}
+		p.close() // the client closes after the DISCONNECT; the session lingers until it does
+
 	}
 }
 
