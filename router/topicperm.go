@@ -14,7 +14,7 @@ import (
 //	publish (AMQP basic.publish, MQTT PUBLISH, STOMP SEND)  write, key = routing key
 //	bind    (AMQP queue.bind, MQTT SUBSCRIBE, STOMP SUBSCRIBE)  read, key = binding key
 //
-// So far only the MQTT adapter checks them.
+// The MQTT, AMQP and STOMP adapters check them.
 //
 // A user with no TopicPermission for a vhost and exchange may do anything
 // there, as in RabbitMQ. With one, the key must match its Write (Read)

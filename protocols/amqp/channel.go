@@ -258,6 +258,9 @@ func (c *channel) method(m frame.Method) error {
 		}
 		return err
 	case *frame.ExchangeBind:
+		if err := s.checkTopic("exchange.bind", m.Source, m.RoutingKey, true); err != nil {
+			return err
+		}
 		op, done := c.later(okOrNil(m.NoWait, &frame.ExchangeBindOk{}))
 		err := v.BindExchange(m.Destination, m.Source, m.RoutingKey, tableToRouter(m.Arguments), done)
 		if err == nil {
@@ -265,6 +268,9 @@ func (c *channel) method(m frame.Method) error {
 		}
 		return err
 	case *frame.ExchangeUnbind:
+		if err := s.checkTopic("exchange.unbind", m.Source, m.RoutingKey, true); err != nil {
+			return err
+		}
 		op, done := c.later(okOrNil(m.NoWait, &frame.ExchangeUnbindOk{}))
 		err := v.UnbindExchange(m.Destination, m.Source, m.RoutingKey, tableToRouter(m.Arguments), done)
 		if err == nil {
@@ -299,6 +305,9 @@ func (c *channel) method(m frame.Method) error {
 		if err != nil {
 			return err
 		}
+		if err := s.checkTopic("queue.bind", m.Exchange, m.RoutingKey, true); err != nil {
+			return err
+		}
 		op, done := c.later(okOrNil(m.NoWait, &frame.QueueBindOk{}))
 		err = v.BindQueue(name, m.Exchange, m.RoutingKey, tableToRouter(m.Arguments), s.owner, done)
 		if err == nil {
@@ -308,6 +317,9 @@ func (c *channel) method(m frame.Method) error {
 	case *frame.QueueUnbind:
 		name, err := c.queueName(m.Queue)
 		if err != nil {
+			return err
+		}
+		if err := s.checkTopic("queue.unbind", m.Exchange, m.RoutingKey, true); err != nil {
 			return err
 		}
 		op, done := c.later(&frame.QueueUnbindOk{})
@@ -485,11 +497,14 @@ func (c *channel) content(f frame.Frame) error {
 		propsToRouter(&c.props, &s.props)
 		s.props = frame.Properties{}
 		c.size, c.got, c.msg, c.reject = h.BodySize, 0, nil, nil
-		switch {
-		case h.BodySize > uint64(s.cfg.MaxMessageSize):
+		// RabbitMQ's order: size, topic permissions (write on the routing
+		// key), user_id.
+		if h.BodySize > uint64(s.cfg.MaxMessageSize) {
 			c.reject = &frame.Error{Code: frame.PreconditionFailed, Text: "message size " + strconv.FormatUint(h.BodySize, 10) +
 				" is larger than configured max size " + strconv.FormatInt(s.cfg.MaxMessageSize, 10)}
-		case c.props.Flags&router.HasUserID != 0 && c.props.UserID != s.user.Name:
+		} else if err := s.checkTopic("basic.publish", c.pub.Exchange, c.pub.RoutingKey, false); err != nil {
+			c.reject = protoErr(err, frame.ClassBasic, frame.MethodBasicPublish)
+		} else if c.props.Flags&router.HasUserID != 0 && c.props.UserID != s.user.Name {
 			c.reject = &frame.Error{Code: frame.PreconditionFailed, Text: "user_id property set to '" + c.props.UserID +
 				"' but authenticated user was '" + s.user.Name + "'"}
 		}

@@ -32,6 +32,14 @@
 // the connection through Fail. During the handshake the connection closes
 // right after connection.close, as RabbitMQ does.
 //
+// # Topic permissions
+//
+// The user's topic permissions (router.TopicAccess) are checked, on topic
+// exchanges only, as RabbitMQ does: write on the routing key of a
+// basic.publish, read on the binding key of queue.bind, queue.unbind,
+// exchange.bind and exchange.unbind (on the source). A refusal closes the
+// channel with 403 ACCESS_REFUSED. perm.go says more.
+//
 // # Output
 //
 // Deliveries are encoded into a reused buffer with bodies of 1 KiB and more

@@ -24,12 +24,14 @@
 //     delivery tag as message-id (and ack in 1.2), the AMQP message-id as
 //     amqp-message-id; ACK, NACK (requeue unless requeue:false),
 //     UNSUBSCRIBE (requeues unacknowledged messages), DISCONNECT.
+//   - Topic permissions (perm.go): SEND to and SUBSCRIBE to a topic
+//     exchange check write and read on the key, as RabbitMQ does; a
+//     refusal is ERROR access_refused.
 //
-// Not yet: transactions (BEGIN, COMMIT, ABORT and a transaction header
-// answer ERROR "transactions not supported"), durable topic subscriptions
-// (durable:true), /temp-queue and /reply-queue, x-* queue arguments from
-// headers, and the publisher's identity as headers.
+//   - Transactions (BEGIN, COMMIT, ABORT; SENDs and acks held until
+//     COMMIT), durable topic subscriptions (durable:true or persistent:true
+//     with an id), /temp-queue/ with reply-to and /reply-queue/, and x-*
+//     queue arguments from headers.
 //
-// Placeholder, which answers every client with an ERROR frame, remains
-// until cmd is wired to New.
+// Not yet: the publisher's identity as headers.
 package stomp

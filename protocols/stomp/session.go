@@ -122,6 +122,7 @@ type session struct {
 	version frame.Version
 	user    *router.User
 	vhost   *router.VHost
+	topics  topicCache // the user's topic permissions (perm.go)
 	ch      *router.Channel
 
 	subs    map[string]*sub // by subscription id
@@ -384,6 +385,7 @@ func (s *session) connect(f *frame.Frame) {
 		}
 	}
 	s.user, s.vhost = user, vh
+	s.topics = newTopicCache(vh, user.Name)
 	s.ch = vh.NewChannel(s.owner, s)
 	s.state = stConnected
 	s.parser.Version = v
@@ -556,8 +558,12 @@ func (s *session) parseSend(f *frame.Frame, receipt string) (outgoing, bool) {
 	return o, true
 }
 
-// publish declares a /queue/ destination if needed and publishes.
+// publish checks the user's topic permissions, declares a /queue/
+// destination if needed and publishes.
 func (s *session) publish(o *outgoing, done func(error)) error {
+	if err := s.topics.check(o.dest.exchange, o.dest.key, false); err != nil {
+		return err
+	}
 	switch o.dest.kind {
 	case "queue":
 		if _, err := s.vhost.DeclareQueue(o.dest.queue, o.opts, false, s.owner, nil); err != nil {
@@ -904,6 +910,10 @@ func (s *session) subscriptionQueue(h *frame.Header, dest destination, id string
 	case "amq/queue":
 		_, err := v.DeclareQueue(dest.queue, router.QueueOptions{}, true, s.owner, done)
 		return dest.queue, err
+	}
+	// Before any queue is declared, so that a refusal leaves none behind.
+	if err := s.topics.check(dest.exchange, dest.key, true); err != nil {
+		return "", err
 	}
 	name, o := "", router.QueueOptions{Exclusive: true, AutoDelete: true}
 	if durableSub(h) {
