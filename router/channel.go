@@ -97,10 +97,9 @@ type Channel struct {
 	prefetch  int           // global: all consumers together; 0 unlimited
 	inflight  int
 	consumers consumerSet
+	held      int // entries in unacked with held set
 	closed    bool
-	tagSeq    uint64
 	tx        bool // transactional: settlements wait for CommitTx
-	held      int  // entries in unacked with held set
 
 	smu     sync.Mutex // serialises settle calls; guards scratch
 	scratch []batch
@@ -439,7 +438,6 @@ func (ch *Channel) Consume(queue, tag string, o ConsumeOptions) (*Consumer, erro
 		return nil, errorf(NotAllowed, "channel closed")
 	}
 	if tag == "" {
-		ch.tagSeq++
 		tag = genName("amq.ctag-")
 	}
 	if ch.consumers.get(tag) != nil {

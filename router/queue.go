@@ -37,16 +37,17 @@ type QueueOptions struct {
 	Args       Table
 }
 
-// queueArgs are the parsed x-arguments of a queue.
+// queueArgs are the parsed x-arguments of a queue. The small fields go
+// last, where they share a word.
 type queueArgs struct {
 	ttl         int64 // x-message-ttl in ns; -1: none
 	expires     int64 // x-expires in ns; 0: none
 	maxLen      int64 // x-max-length; -1: none
 	maxBytes    int64 // x-max-length-bytes; -1: none
-	overflow    Overflow
 	dlx         string
-	hasDLX      bool
 	dlrk        string
+	overflow    Overflow
+	hasDLX      bool
 	hasDLRK     bool
 	maxPriority uint8
 	sac         bool
@@ -75,33 +76,36 @@ type deadLetter struct {
 
 // Queue holds messages until consumers take and acknowledge them. Name and
 // options are immutable; everything else is guarded by mu.
+//
+// Every MQTT session has one, so a queue is kept small: the flags go
+// last, where they share a word, and the one level of a queue without
+// priorities is part of the queue (level0), not an allocation of its own.
 type Queue struct {
 	vhost *VHost
 	Name  string
 	ID    storage.QueueID // non-zero for durable queues
 	QueueOptions
 	Owner Owner // for exclusive queues
-	// Reply is set on direct reply-to queues (DeclareReplyQueue).
-	Reply bool
 	args  queueArgs
 	idx   uint64 // creation order, for de-duplicating routes
 	// bindings leads here; guarded by the vhost's lock, not mu.
 	bindings []*Binding
+	// The owner's other exclusive queues, declared before and after this
+	// one (see VHost.exclusive); guarded by the vhost's lock.
+	exclPrev, exclNext *Queue
 
-	mu          sync.Mutex
-	levels      []ring[qentry] // one per priority, highest last
-	ready       int
-	readyBytes  int64
-	unacked     int
-	nextSeq     storage.SeqNum
-	consumers   []*Consumer // by priority, then registration order
-	rr          int
-	hadConsumer bool
-	deleted     bool
+	mu         sync.Mutex
+	levels     []ring[qentry] // one per priority, highest last; level0[:] without priorities
+	level0     [1]ring[qentry]
+	ready      int
+	readyBytes int64
+	unacked    int
+	nextSeq    storage.SeqNum
+	consumers  []*Consumer // by priority, then registration order
+	rr         int
 
-	durLive  ring[storage.SeqNum]        // stored seqs not yet gone, ascending
-	durGone  map[storage.SeqNum]struct{} // gone out of order, above durLive's head
-	lowMoved bool
+	durLive ring[storage.SeqNum]        // stored seqs not yet gone, ascending
+	durGone map[storage.SeqNum]struct{} // gone out of order, above durLive's head
 	// delLow: every stored seq below it is covered by a range delete
 	// already, so the next one starts there. Overlapping range deletes
 	// (each from 0) made Pebble fragment its memtable's range tombstones
@@ -113,6 +117,13 @@ type Queue struct {
 	ttlAt    int64
 	expTimer *time.Timer
 	lastUsed int64
+
+	hadConsumer bool
+	deleted     bool
+	lowMoved    bool // durLive's head moved: flush deletes up to it
+	// Reply is set on direct reply-to queues (DeclareReplyQueue); it
+	// does not change.
+	Reply bool
 }
 
 // Counts returns the number of ready messages and of consumers.

@@ -316,6 +316,44 @@ func TestExclusiveQueueBelongsToOwner(t *testing.T) {
 	}
 }
 
+// An owner's exclusive queues are a list: deleting any of them keeps the
+// others, and OwnerGone deletes what is left, of that owner only.
+func TestExclusiveQueuesOfOwner(t *testing.T) {
+	e := newEnv(t)
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		if _, err := e.v.DeclareQueue(name, QueueOptions{Exclusive: true}, false, 7, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := e.v.DeclareReplyQueue(8)
+	for _, name := range []string{"c", "e", "a"} { // middle, last, first
+		if _, err := e.v.DeleteQueue(name, false, false, 7, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.v.DeclareQueue("f", QueueOptions{Exclusive: true}, false, 7, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"b", "d", "f"} {
+		if e.v.Queue(name) == nil {
+			t.Fatalf("queue %s gone", name)
+		}
+	}
+	e.r.OwnerGone(7)
+	for _, name := range []string{"a", "b", "c", "d", "e", "f"} {
+		if e.v.Queue(name) != nil {
+			t.Fatalf("queue %s survived its owner", name)
+		}
+	}
+	if e.v.Queue(other.Name) == nil {
+		t.Fatal("another owner's queue was deleted")
+	}
+	e.r.OwnerGone(8)
+	if e.v.Queue(other.Name) != nil || len(e.v.exclusive) != 0 {
+		t.Fatalf("left: %v, %d owners", e.v.Queue(other.Name), len(e.v.exclusive))
+	}
+}
+
 func TestAutoDeleteQueue(t *testing.T) {
 	e := newEnv(t)
 	e.queue("ad", QueueOptions{AutoDelete: true})

@@ -20,12 +20,15 @@ type VHost struct {
 	mu        sync.RWMutex
 	exchanges map[string]*Exchange
 	queues    map[string]*Queue
-	exclusive map[Owner][]*Queue
+	// exclusive holds each owner's last declared exclusive queue; the
+	// owner's others are linked to it through exclPrev. A map of slices
+	// would cost every connection a slice of one.
+	exclusive map[Owner]*Queue
 }
 
 func newVHost(r *Router, name string) *VHost {
 	v := &VHost{r: r, Name: name, exchanges: make(map[string]*Exchange),
-		queues: make(map[string]*Queue), exclusive: make(map[Owner][]*Queue)}
+		queues: make(map[string]*Queue), exclusive: make(map[Owner]*Queue)}
 	std := []struct {
 		name string
 		kind ExchangeKind
@@ -264,7 +267,7 @@ func (v *VHost) DeclareQueue(name string, o QueueOptions, passive bool, owner Ow
 	q = v.newQueue(name, o, args)
 	if o.Exclusive {
 		q.Owner = owner
-		v.exclusive[owner] = append(v.exclusive[owner], q)
+		v.addExclusive(q)
 	}
 	// Every queue gets an id: durable ones for their messages, all of them
 	// for messages paged out of memory.
@@ -298,7 +301,7 @@ func (v *VHost) DeclareReplyQueue(owner Owner) *Queue {
 	q.Owner, q.Reply = owner, true
 	q.ID = v.r.nextQueueID()
 	v.mu.Lock()
-	v.exclusive[owner] = append(v.exclusive[owner], q)
+	v.addExclusive(q)
 	v.queues[name] = q
 	v.mu.Unlock()
 	return q
@@ -309,7 +312,11 @@ func (v *VHost) newQueue(name string, o QueueOptions, args queueArgs) *Queue {
 	// Exclusive queues die with their connection: they are never stored,
 	// and neither are their messages.
 	q.Durable = o.Durable && !o.Exclusive
-	q.levels = make([]ring[qentry], int(args.maxPriority)+1)
+	if args.maxPriority == 0 {
+		q.levels = q.level0[:]
+	} else {
+		q.levels = make([]ring[qentry], int(args.maxPriority)+1)
+	}
 	return q
 }
 
@@ -382,15 +389,7 @@ func (v *VHost) deleteQueue(q *Queue, done func(error)) (int, error) {
 	}
 	delete(v.queues, q.Name)
 	if q.Exclusive {
-		l := v.exclusive[q.Owner]
-		if i := slices.Index(l, q); i >= 0 {
-			l = slices.Delete(l, i, i+1)
-		}
-		if len(l) == 0 {
-			delete(v.exclusive, q.Owner)
-		} else {
-			v.exclusive[q.Owner] = l
-		}
+		v.removeExclusive(q)
 	}
 	for _, b := range slices.Clone(q.bindings) {
 		v.unbindLocked(b, &ops)
@@ -471,11 +470,41 @@ func (q *Queue) removeConsumer(c *Consumer) {
 // OwnerGone deletes the exclusive queues of owner: its connection closed.
 func (v *VHost) OwnerGone(owner Owner) {
 	v.mu.RLock()
-	qs := slices.Clone(v.exclusive[owner])
+	var qs []*Queue
+	for q := v.exclusive[owner]; q != nil; q = q.exclPrev {
+		qs = append(qs, q)
+	}
 	v.mu.RUnlock()
-	for _, q := range qs {
+	for _, q := range slices.Backward(qs) { // in the order declared
 		_, _ = v.deleteQueue(q, nil)
 	}
+}
+
+// addExclusive records exclusive queue q as its owner's last.
+// REQUIRES: v.mu held for writing.
+func (v *VHost) addExclusive(q *Queue) {
+	if last := v.exclusive[q.Owner]; last != nil {
+		last.exclNext, q.exclPrev = q, last
+	}
+	v.exclusive[q.Owner] = q
+}
+
+// removeExclusive unlinks exclusive queue q from its owner's list.
+// REQUIRES: v.mu held for writing.
+func (v *VHost) removeExclusive(q *Queue) {
+	prev, next := q.exclPrev, q.exclNext
+	if prev != nil {
+		prev.exclNext = next
+	}
+	switch {
+	case next != nil:
+		next.exclPrev = prev
+	case prev != nil:
+		v.exclusive[q.Owner] = prev
+	case v.exclusive[q.Owner] == q:
+		delete(v.exclusive, q.Owner)
+	}
+	q.exclPrev, q.exclNext = nil, nil
 }
 
 // BindQueue binds queue to exchange with key and args. Binding twice is

@@ -88,15 +88,21 @@ type Adapter struct {
 	// mu is taken before router locks (leaveShared looks up and deletes
 	// queues under it), never under one: router callbacks only post to
 	// sessions. Nothing holding it waits for a session.
-	mu       sync.Mutex
-	sessions map[string]*session            // newest session by client id
-	held     map[string]*session            // the session holding a client id's state
-	states   map[string]*sessState          // persistent sessions by client id
-	shared   map[string]map[string]struct{} // shared queue → member client ids
-	wills    map[string]*time.Timer         // delayed wills by client id
+	mu     sync.Mutex
+	claims map[string]claim               // sessions by client id
+	states map[string]*sessState          // persistent sessions by client id
+	shared map[string]map[string]struct{} // shared queue → member client ids
+	wills  map[string]*time.Timer         // delayed wills by client id
 }
 
 var _ protocols.Adapter = (*Adapter)(nil)
+
+// claim is who has a client id: one map for both, not a map each, since
+// the adapter holds an entry for every connection.
+type claim struct {
+	newest *session // the newest session with the id
+	holder *session // the session holding the id's state
+}
 
 // New returns an adapter for cfg, with defaults filled in. It loads the
 // retained messages and persistent sessions of cfg.VHost from cfg.Store.
@@ -139,7 +145,7 @@ func New(cfg Config) *Adapter {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &Adapter{cfg: cfg, sessions: make(map[string]*session), held: make(map[string]*session),
+	a := &Adapter{cfg: cfg, claims: make(map[string]claim),
 		states: make(map[string]*sessState), shared: make(map[string]map[string]struct{}),
 		wills: make(map[string]*time.Timer)}
 	a.retained = newRetainStore(cfg.VHost, cfg.Store, cfg.RetainedMaxMessages, cfg.RetainedMaxBytes, cfg.Log)

@@ -54,6 +54,13 @@
 // shared subscription's QoS 2 message whose PUBREC has not come when its
 // member disconnects goes back to the group, like QoS 1 ones.
 //
+// Memory: a broker holds many idle devices, so an idle connection keeps
+// little beyond its session struct and, once it subscribes, its queue:
+// maps, buffers, the router channel and the logger are made on first use,
+// state few connections need waits in a part allocated when needed
+// (session.more), and a connection without traffic for a tick interval
+// gives its buffers back (session.trim). TestIdleSessionMemory pins it.
+//
 // Placeholder answers every CONNECT with CONNACK "server unavailable"
 // (3.1/3.1.1 return code 3, MQTT 5 reason code 0x88) and closes.
 package mqtt

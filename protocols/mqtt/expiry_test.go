@@ -121,8 +121,8 @@ func TestSessionExpiry(t *testing.T) {
 	if ack := s.connectPersistent(5, "v5", 60); ack.SessionPresent {
 		t.Fatal("expired session present")
 	}
-	if len(s.s.st.subs) != 0 {
-		t.Fatalf("expired session's subscriptions came back: %v", s.s.st.subs)
+	if s.s.st.subs.len() != 0 {
+		t.Fatalf("expired session's subscriptions came back: %v", s.s.st.subs.list)
 	}
 
 	// Each CONNECT sets the interval from then on (MQTT 5 §3.1.2.11.2):

@@ -28,34 +28,38 @@ func (s *session) deliver(d *router.Delivery) {
 		qos     byte
 		retain  bool
 		topic   = m.RoutingKey // converted while encoding
-		ids     = s.ids[:0]
-		viaMQTT = m.Exchange == s.cfg.Exchange
+		ids     []int
+		viaMQTT = m.Exchange == s.a.cfg.Exchange
+		shared  *subscription
 	)
-	switch sb := s.sharedQ[d.Queue.Name]; {
+	if s.x != nil {
+		ids, shared = s.x.ids[:0], s.x.sharedQ[d.Queue.Name]
+	}
+	switch sb := shared; {
 	case mi.retained:
-		rs := s.st.subs[mi.retainedFor]
-		if rs == nil || rs.group != "" || !validTopic(mi.topic) {
+		rs := s.st.subs.get(mi.retainedFor)
+		if rs == nil || rs.shared() || !validTopic(mi.topic) {
 			s.drop(d)
 			return
 		}
 		qos, retain, topic = min(mi.qos, rs.qos), true, mi.topic
 		if rs.id > 0 {
-			ids = append(ids, rs.id)
+			ids = append(ids, int(rs.id))
 		}
 	case sb != nil:
-		if viaMQTT && !matchTopicKey(sb.topic, m.RoutingKey) {
+		if viaMQTT && !matchTopicKey(sb.topic(), m.RoutingKey) {
 			s.drop(d) // a '$' topic under a leading wildcard, or AMQP's '*'
 			return
 		}
 		qos, retain = min(mi.qos, sb.qos), sb.rap && mi.retain
 		if sb.id > 0 {
-			ids = append(ids, sb.id)
+			ids = append(ids, int(sb.id))
 		}
 	default:
-		self := mi.publisher != "" && mi.publisher == s.clientID
+		self := mi.publisher != "" && mi.publisher == s.clientID()
 		matched, excluded := false, false
-		for _, sb := range s.plain {
-			if !matchTopicKey(sb.topic, m.RoutingKey) {
+		for _, sb := range s.st.subs.list {
+			if sb.shared() || !matchTopicKey(sb.topic(), m.RoutingKey) {
 				continue
 			}
 			if self && sb.noLocal {
@@ -66,7 +70,7 @@ func (s *session) deliver(d *router.Delivery) {
 			qos = max(qos, sb.qos)
 			retain = retain || sb.rap && mi.retain
 			if sb.id > 0 {
-				ids = append(ids, sb.id)
+				ids = append(ids, int(sb.id))
 			}
 		}
 		switch {
@@ -84,12 +88,16 @@ func (s *session) deliver(d *router.Delivery) {
 			qos = mi.qos // sent to the queue directly
 		}
 	}
-	s.ids = ids
+	if cap(ids) > 0 {
+		s.more().ids = ids
+	}
 	if !s.v5 {
 		retain = retain && mi.retained // 3.1.1: only retained messages sent on subscribe
 	}
 	if !validTopic(topic) || !mqttString(topic) {
-		s.log.Debug("message with a routing key that is no MQTT topic dropped", "key", m.RoutingKey)
+		if s.debug() {
+			s.logger().Debug("message with a routing key that is no MQTT topic dropped", "key", m.RoutingKey)
+		}
 		s.drop(d)
 		return
 	}
@@ -108,25 +116,28 @@ func (s *session) deliver(d *router.Delivery) {
 		if mi.retained {
 			aliasKey = topicToKey(topic)
 		}
-		if a, ok := s.outAliases[aliasKey]; ok {
+		aliases := s.more().outAliases
+		if a, ok := aliases[aliasKey]; ok {
 			alias, topicLen = a, 0
-		} else if len(s.outAliases) < s.outAliasMax && len(topic) > 1 {
-			alias, newAlias = uint16(len(s.outAliases)+1), true
+		} else if len(aliases) < int(s.outAliasMax) && len(topic) > 1 {
+			alias, newAlias = uint16(len(aliases)+1), true
 		}
 	}
-	s.pbuf = s.pbuf[:0]
+	var pbuf []byte // MQTT 5 properties
 	if s.v5 {
-		s.pbuf = s.appendPubProps(s.pbuf, d, &mi, ids)
+		x := s.more()
+		pbuf = s.appendPubProps(x.pbuf[:0], d, &mi, ids)
 		if alias != 0 {
-			s.pbuf = append(s.pbuf, 0x23, byte(alias>>8), byte(alias))
+			pbuf = append(pbuf, 0x23, byte(alias>>8), byte(alias))
 		}
+		x.pbuf = pbuf
 	}
 	rem := 2 + topicLen + len(m.Body)
 	if qos > 0 {
 		rem += 2
 	}
 	if s.v5 {
-		rem += varintLen(len(s.pbuf)) + len(s.pbuf)
+		rem += varintLen(len(pbuf)) + len(pbuf)
 	}
 	if s.cliMax > 0 && uint64(1+varintLen(rem)+rem) > uint64(s.cliMax) {
 		// MQTT 5 §3.1.2.11.4: a packet larger than the client's maximum
@@ -152,10 +163,11 @@ func (s *session) deliver(d *router.Delivery) {
 		s.drop(d)
 	}
 	if newAlias {
-		if s.outAliases == nil {
-			s.outAliases = make(map[string]uint16)
+		x := s.more()
+		if x.outAliases == nil {
+			x.outAliases = make(map[string]uint16)
 		}
-		s.outAliases[aliasKey] = alias
+		x.outAliases[aliasKey] = alias
 	}
 	s.out = append(s.out, first)
 	s.out = appendVarint(s.out, rem)
@@ -171,8 +183,8 @@ func (s *session) deliver(d *router.Delivery) {
 		s.out = append(s.out, byte(pid>>8), byte(pid))
 	}
 	if s.v5 {
-		s.out = appendVarint(s.out, len(s.pbuf))
-		s.out = append(s.out, s.pbuf...)
+		s.out = appendVarint(s.out, len(pbuf))
+		s.out = append(s.out, pbuf...)
 	}
 	s.out = append(s.out, m.Body...)
 }
@@ -185,7 +197,7 @@ func (s *session) appendPubProps(b []byte, d *router.Delivery, mi *msgInfo, ids 
 	}
 	if p.Flags&router.HasExpiration != 0 && d.ExpiresAt != 0 {
 		// MQTT 5 §3.3.2.3.3: what is left of the interval.
-		left := (d.ExpiresAt - s.cfg.Now().UnixNano() + 999_999_999) / 1e9
+		left := (d.ExpiresAt - s.a.cfg.Now().UnixNano() + 999_999_999) / 1e9
 		left = min(max(left, 1), 1<<32-1)
 		b = append(b, 0x02, byte(left>>24), byte(left>>16), byte(left>>8), byte(left))
 	}
@@ -219,9 +231,9 @@ func (s *session) appendPubProps(b []byte, d *router.Delivery, mi *msgInfo, ids 
 // its old id back (dup); one whose PUBREC came already is not sent again
 // (send false).
 func (s *session) assignPID(d *router.Delivery, qos byte) (pid uint16, dup, send bool) {
-	if qos == 2 && len(s.resend) > 0 {
-		if pid, ok := s.resend[resendKey{d.Queue.Name, d.Seq}]; ok {
-			delete(s.resend, resendKey{d.Queue.Name, d.Seq})
+	if qos == 2 && s.x != nil && len(s.x.resend) > 0 {
+		if pid, ok := s.x.resend[resendKey{d.Queue.Name, d.Seq}]; ok {
+			delete(s.x.resend, resendKey{d.Queue.Name, d.Seq})
 			e := s.pids[pid]
 			e.tag = d.Tag
 			s.pids[pid] = e
@@ -239,16 +251,16 @@ func (s *session) assignPID(d *router.Delivery, qos byte) (pid uint16, dup, send
 			s.putOut2(pid, out2Rec{queue: e.queue, seq: e.seq})
 		}
 	}
-	s.pids[pid] = e
+	s.setPID(pid, e)
 	return pid, false, true
 }
 
 // dropStale forgets restored QoS 2 ids of queue below seq: the queue
 // delivers in seq order, so their messages are gone (expired, deleted).
 func (s *session) dropStale(queue string, seq storage.SeqNum) {
-	for k, pid := range s.resend {
+	for k, pid := range s.x.resend {
 		if k.queue == queue && k.seq < seq {
-			delete(s.resend, k)
+			delete(s.x.resend, k)
 			delete(s.pids, pid)
 			s.delOut2(pid)
 		}
@@ -256,8 +268,8 @@ func (s *session) dropStale(queue string, seq storage.SeqNum) {
 }
 
 func (s *session) putOut2(pid uint16, rec out2Rec) {
-	s.st.out2[pid] = rec
-	s.a.commit([]storage.Op{storage.PutMeta(storage.KindSession, s.a.stateKey(s.clientID, 'p', pid), storage.Bytes(encodeOut2(rec)))}, false, nil)
+	s.st.putOut2(pid, rec)
+	s.a.commit([]storage.Op{storage.PutMeta(storage.KindSession, s.a.stateKey(s.clientID(), 'p', pid), storage.Bytes(encodeOut2(rec)))}, false, nil)
 }
 
 func (s *session) delOut2(pid uint16) {
@@ -265,7 +277,15 @@ func (s *session) delOut2(pid uint16) {
 		return
 	}
 	delete(s.st.out2, pid)
-	s.a.commit([]storage.Op{storage.DeleteMeta(storage.KindSession, s.a.stateKey(s.clientID, 'p', pid))}, false, nil)
+	s.a.commit([]storage.Op{storage.DeleteMeta(storage.KindSession, s.a.stateKey(s.clientID(), 'p', pid))}, false, nil)
+}
+
+// setPID records outbound packet id pid, making the map on first use.
+func (s *session) setPID(pid uint16, e outMsg) {
+	if s.pids == nil {
+		s.pids = make(map[uint16]outMsg)
+	}
+	s.pids[pid] = e
 }
 
 func (s *session) nextPID() uint16 {
@@ -333,10 +353,12 @@ func (s *session) pubcomp(id uint16) {
 	}
 	if e.counted {
 		s.relPending--
-		s.ch.SetPrefetch(max(1, s.window-s.relPending))
+		if s.ch != nil {
+			s.ch.SetPrefetch(s.prefetch())
+		}
 	}
-	if e.queue != "" {
-		delete(s.resend, resendKey{e.queue, e.seq})
+	if e.queue != "" && s.x != nil {
+		delete(s.x.resend, resendKey{e.queue, e.seq})
 	}
 	s.delOut2(id)
 }

@@ -1,9 +1,6 @@
 package mqtt
 
-import (
-	"context"
-	"log/slog"
-)
+import "math"
 
 // Topic permissions (router.TopicAccess, configured as
 // router.topic_permissions) are checked on the routing-key form of topics
@@ -23,13 +20,15 @@ import (
 // err refused what (a "subscribe", "publish" or "will") to topic, and logs
 // it: a warning for the first refusal of the connection, debug after.
 func (s *session) refusal(err error, what, topic string) (rc byte, reason string) {
-	s.refusals++
-	if s.refusals == 1 {
-		s.log.Warn("refused by topic permissions", "op", what, "topic", topic, "err", err)
-	} else if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.Debug("refused by topic permissions", "op", what, "topic", topic, "err", err)
+	if s.refusals < math.MaxInt32 {
+		s.refusals++
 	}
-	if !s.v5 || s.cfg.HideRefusals {
+	if s.refusals == 1 {
+		s.logger().Warn("refused by topic permissions", "op", what, "topic", topic, "err", err)
+	} else if s.debug() {
+		s.logger().Debug("refused by topic permissions", "op", what, "topic", topic, "err", err)
+	}
+	if !s.v5 || s.a.cfg.HideRefusals {
 		return rcUnspecified, ""
 	}
 	return rcNotAuthorized, err.Error()

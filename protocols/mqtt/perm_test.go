@@ -51,8 +51,8 @@ func TestSubscribeRefused(t *testing.T) {
 				t.Fatalf("Reason String %q, want %q", ack.Properties.ReasonString, tc.reason)
 			}
 			// The refused filter is no subscription; the others work.
-			if _, ok := h.s.st.subs["test/nosubscribe"]; ok || len(h.s.st.subs) != 2 {
-				t.Fatalf("subscriptions %v", h.s.st.subs)
+			if h.s.st.subs.get("test/nosubscribe") != nil || h.s.st.subs.len() != 2 {
+				t.Fatalf("subscriptions %v", h.s.st.subs.list)
 			}
 			h.publish("public/a", 0, 0, "x")
 			if m := h.expect(tPublish); m.TopicName != "public/a" {

@@ -187,8 +187,8 @@ func TestLegacySessionAdoptsBindings(t *testing.T) {
 	if m := h.expect(tPublish); string(m.Payload) != "kept" || m.FixedHeader.Qos != 1 {
 		t.Fatalf("got %+v", m)
 	}
-	if sb := h.s.st.subs["a/+/c"]; sb == nil || sb.qos != 1 {
-		t.Fatalf("subscriptions %v", h.s.st.subs)
+	if sb := h.s.st.subs.get("a/+/c"); sb == nil || sb.qos != 1 {
+		t.Fatalf("subscriptions %v", h.s.st.subs.list)
 	}
 }
 

@@ -1,10 +1,12 @@
 package mqtt
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -134,94 +136,142 @@ type resendKey struct {
 
 // session is one MQTT connection. Apart from the inbox, everything is
 // touched only on the connection's event loop.
+//
+// An idle connection costs little more than this struct, so it holds only
+// what most connections use: maps, buffers, the router channel and the
+// logger are made on first use, and state that few connections need (MQTT
+// 5 aliases, shared subscriptions, restored QoS 2 ids) waits in rare.
 type session struct {
 	a     *Adapter
-	cfg   *Config
 	conn  protocols.Conn
-	log   *slog.Logger
 	owner router.Owner
+	x     *rare               // nil until needed; see more
+	hdr   *[3][2]router.Table // header tables of plain publishes by QoS and retain; nil until the first
 
+	vhost    *router.VHost
+	topics   *router.TopicAccess // the user's topic permissions; nil: all allowed
+	queue    string              // the session queue's name, set with the client id; see clientID
+	ch       *router.Channel     // nil until the session consumes; see channel
+	consumer *router.Consumer
+	pk       *connectPkt // stWaiting: the CONNECT to resume with
+	will     *willMsg    // published if the connection ends without DISCONNECT
+	st       *sessState
+	pids     map[uint16]outMsg // outbound QoS 1 and 2 packet ids; nil until the first
+	qos2     map[uint16]bool   // inbound QoS 2 ids between PUBLISH and PUBREL; nil until the first
+	ops      []*op
+
+	out, prev []byte
+	work      []event
+
+	// tickAt is a Tick's time: in stConnect and stWaiting the first one,
+	// in stConnected the last one after input, in stLinger the first one
+	// since the DISCONNECT. Zero until the first Tick in the state.
+	tickAt time.Time
+
+	keepalive   uint32 // seconds; 0: none
+	window      int32  // Receive Maximum towards the client
+	relPending  int32  // restored released QoS 2 ids: window the router does not see
+	noLocal     int32  // subscriptions with No Local
+	refusals    int32  // publishes and filters refused by topics, for logging
+	inQoS1      int32  // inbound QoS 1 publishes not yet PUBACKed
+	expiry      uint32 // Session Expiry Interval in effect
+	reqExpiry   uint32 // as the CONNECT asked
+	cliMax      uint32 // the client's Maximum Packet Size (MQTT 5), 0: none
+	outAliasMax uint16 // the client's Topic Alias Maximum (MQTT 5)
+	lastPID     uint16
 	state       connState
 	v5          bool
-	clientID    string
 	registered  bool // in the adapter's session maps
 	holding     bool // CONNACK sent: the session state is this connection's
 	closed      bool
-	user        *router.User
-	vhost       *router.VHost
-	topics      *router.TopicAccess // the user's topic permissions; nil: all allowed
-	refusals    int                 // publishes and filters refused by topics, for logging
-	queue       string
-	ch          *router.Channel
-	consumer    *router.Consumer
-	window      int    // Receive Maximum towards the client
-	cliMax      uint32 // the client's Maximum Packet Size (MQTT 5), 0: none
-	problemInfo bool   // MQTT 5 Request Problem Information
-	pk          *connectPkt
-	will        *willMsg // published if the connection ends without DISCONNECT
+	persistent  bool  // the session outlives the connection
+	stored      bool  // st is in the adapter's states (and maybe the store)
+	problemInfo bool  // MQTT 5 Request Problem Information
+	blocked     bool  // Feed stopped taking packets: too many pending ops
+	warned      bool  // retained quota warning logged
+	recv        bool  // input since the last Tick
+	quiet       uint8 // Ticks since the last events or output; see trim
 
-	st         *sessState
-	persistent bool   // the session outlives the connection
-	stored     bool   // st is in the adapter's states (and maybe the store)
-	expiry     uint32 // Session Expiry Interval in effect
-	reqExpiry  uint32 // as the CONNECT asked
-	plain      []*subscription
-	sharedQ    map[string]*subscription // shared subscriptions by queue
-	sharedCons map[string]*router.Consumer
-	noLocal    int // subscriptions with No Local
-	hdrCache   [3][2]router.Table
-
-	aliases     []string          // inbound topic aliases, [1, TopicAliasMax]
-	outAliasMax int               // the client's Topic Alias Maximum (MQTT 5)
-	outAliases  map[string]uint16 // outbound topic aliases by routing key
-
-	lingerErr error     // stLinger: why the DISCONNECT was sent
-	lingerAt  time.Time // stLinger: the first tick since
-
-	pids       map[uint16]outMsg // outbound QoS 1 and 2 packet ids
-	resend     map[resendKey]uint16
-	relPending int // restored released QoS 2 ids: window the router does not see
-	lastPID    uint16
-	qos2       map[uint16]bool // inbound QoS 2 ids between PUBLISH and PUBREL
-	inQoS1     int             // inbound QoS 1 publishes not yet PUBACKed
-	ops        []*op
-	blocked    bool // Feed stopped taking packets: too many pending ops
-	warned     bool // retained quota warning logged
-
-	out, prev []byte
-	pbuf      []byte // PUBLISH properties scratch
-	ids       []int  // subscription identifiers scratch
-	rscratch  []*retainedMsg
-
-	keepalive time.Duration
-	tick0     time.Time
-	lastRecv  time.Time
-	recv      bool
-
-	work []event
-
-	mu    sync.Mutex // guards the fields below; below all router locks
-	inbox []event
+	mu    sync.Mutex // guards dead and inbox; below all router locks
 	dead  bool
+	inbox []event
+}
+
+// rare is the part of a session few connections need.
+type rare struct {
+	log        *slog.Logger                // the connection's logger; see logger
+	sharedQ    map[string]*subscription    // shared subscriptions by queue
+	sharedCons map[string]*router.Consumer // their consumers by queue
+	resend     map[resendKey]uint16        // restored QoS 2 ids by message
+	outAliases map[string]uint16           // outbound topic aliases by routing key
+	aliases    []string                    // inbound topic aliases, [1, TopicAliasMax]
+	pbuf       []byte                      // PUBLISH properties scratch
+	ids        []int                       // subscription identifiers scratch
+	lingerErr  error                       // stLinger: why the DISCONNECT was sent
 }
 
 func newSession(a *Adapter, c protocols.Conn) *session {
-	s := &session{
-		a:          a,
-		cfg:        &a.cfg,
-		conn:       c,
-		pids:       make(map[uint16]outMsg),
-		qos2:       make(map[uint16]bool),
-		sharedQ:    make(map[string]*subscription),
-		sharedCons: make(map[string]*router.Consumer),
-		log:        a.cfg.Log,
-	}
+	s := &session{a: a, conn: c}
 	if c != nil {
 		s.owner = router.Owner(c.ID())
-		s.log = a.cfg.Log.With("conn", c.ID(), "proto", "mqtt", "remote", c.RemoteAddr())
 	}
 	return s
 }
+
+// clientID returns the client identifier, "" before CONNECT. The session
+// queue's name holds it, so the session keeps no copy of its own.
+func (s *session) clientID() string {
+	if s.queue == "" {
+		return ""
+	}
+	return s.queue[len(queuePrefix) : len(s.queue)-len(queueSuffix)]
+}
+
+// more returns the session's rare part, allocating it on first use.
+func (s *session) more() *rare {
+	if s.x == nil {
+		s.x = new(rare)
+	}
+	return s.x
+}
+
+// logger returns the connection's logger, with the connection's conn,
+// proto and remote attributes. It is built on the first line logged: the
+// attributes, formatted in advance, would cost every connection some
+// hundreds of bytes, and most connections log nothing but what the
+// transport logs for them.
+func (s *session) logger() *slog.Logger {
+	x := s.more()
+	if x.log == nil {
+		x.log = s.a.cfg.Log
+		if s.conn != nil {
+			x.log = x.log.With("conn", s.conn.ID(), "proto", "mqtt", "remote", s.conn.RemoteAddr())
+		}
+	}
+	return x.log
+}
+
+// debug reports whether debug lines are logged, so that a connection logs
+// its lifecycle at debug level without building its logger otherwise.
+func (s *session) debug() bool { return s.a.cfg.Log.Enabled(context.Background(), slog.LevelDebug) }
+
+// channel returns the session's router channel, opening it on first use:
+// a connection that never subscribes needs none. Opened once the session
+// is connected, it gets the window at once; while resuming, resume sets
+// it after restoring.
+func (s *session) channel() *router.Channel {
+	if s.ch == nil {
+		s.ch = s.vhost.NewChannel(s.owner, s)
+		if s.state == stConnected {
+			s.ch.SetPrefetch(s.prefetch())
+		}
+	}
+	return s.ch
+}
+
+// prefetch is the channel's window: the client's, less the restored
+// released QoS 2 messages the router does not count.
+func (s *session) prefetch() int { return max(1, int(s.window-s.relPending)) }
 
 // post queues e for the loop and wakes it. Safe from any goroutine, also
 // under router locks.
@@ -273,12 +323,12 @@ func (s *session) Feed(in []byte) (int, error) {
 		if err != nil {
 			return len(in), s.linger(malformed("remaining length"))
 		}
-		limit := s.cfg.MaxPacketSize
+		limit := s.a.cfg.MaxPacketSize
 		if s.state == stConnect {
 			limit = min(limit, maxUnauthPacket)
 		}
 		if rem > limit {
-			s.log.Warn("packet too large", "size", rem, "max", limit)
+			s.logger().Warn("packet too large", "size", rem, "max", limit)
 			return len(in), s.linger(errTooLarge)
 		}
 		if !ok || len(in)-n < hdr+rem {
@@ -289,7 +339,7 @@ func (s *session) Feed(in []byte) (int, error) {
 		body := make([]byte, rem)
 		copy(body, in[n+hdr:n+hdr+rem])
 		n += hdr + rem
-		s.recv = true
+		s.recv, s.quiet = true, 0
 		if err := s.packet(first, body); err != nil {
 			return len(in), s.linger(err)
 		}
@@ -382,8 +432,9 @@ func (s *session) linger(err error) error {
 	}
 	s.out = appendDisconnect(s.out, de.rc, de.text, s.cliMax)
 	s.state = stLinger
-	s.lingerErr = err
-	s.log.Info("disconnecting", "reason", de.text)
+	s.tickAt = time.Time{}
+	s.more().lingerErr = err
+	s.logger().Info("disconnecting", "reason", de.text)
 	return nil
 }
 
@@ -449,7 +500,7 @@ func (s *session) connack(v5 bool, sp bool, rc byte, props []byte) {
 // (5.0, with why as Reason String unless it is "") and ends the
 // connection.
 func (s *session) refuse(v5 bool, rc3, rc5 byte, why string) error {
-	s.log.Warn("connection refused", "reason", why)
+	s.logger().Warn("connection refused", "reason", why)
 	if v5 {
 		var props []byte
 		if why != "" && len(why) <= 1024 {
@@ -489,19 +540,21 @@ func (s *session) connect(body []byte) error {
 	if pk.hasUser() {
 		user, pass = string(pk.user), string(pk.pass)
 	}
-	u, err := s.cfg.Router.Authenticate(user, pass, s.loopback())
+	u, err := s.a.cfg.Router.Authenticate(user, pass, s.loopback())
 	if err != nil {
 		return s.refuse(v5, 0x04, rcBadCredentials, err.Error())
 	}
-	vh := s.cfg.Router.VHost(s.cfg.VHost)
-	if vh == nil || !u.CanAccess(s.cfg.VHost) {
-		return s.refuse(v5, 0x05, rcNotAuthorized, "no access to vhost "+s.cfg.VHost)
+	vh := s.a.cfg.Router.VHost(s.a.cfg.VHost)
+	if vh == nil || !u.CanAccess(s.a.cfg.VHost) {
+		return s.refuse(v5, 0x05, rcNotAuthorized, "no access to vhost "+s.a.cfg.VHost)
 	}
 	if cid == "" {
 		cid = genClientID()
 	}
-	s.v5, s.clientID, s.user, s.vhost, s.pk = v5, cid, u, vh, &pk
-	s.topics = vh.TopicAccess(u.Name, s.cfg.Exchange, cid)
+	s.v5, s.vhost = v5, vh
+	s.queue = sessionQueue(cid)
+	cid = s.clientID() // the decoded copy can go
+	s.topics = vh.TopicAccess(u.Name, s.a.cfg.Exchange, cid)
 	if pk.will() {
 		if err := s.topics.Check(topicToKey(pk.willTopic), false); err != nil {
 			// As Mosquitto does: a will that could not be published refuses
@@ -516,22 +569,24 @@ func (s *session) connect(body []byte) error {
 		// Session takeover (MQTT 3.1.1 §3.1.4, 5.0 §3.1.4): the old
 		// connection is closed; this one goes on once it has released the
 		// session.
-		s.log.Info("session taken over", "client", cid, "old_conn", uint64(prev.owner))
+		s.logger().Info("session taken over", "client", cid, "old_conn", uint64(prev.owner))
 		prev.post(event{kind: evTakeover})
 	}
 	if wait {
+		// A copy waits with the session: pk itself stays off the heap
+		// for the usual CONNECT, which does not wait.
+		s.pk = new(connectPkt)
+		*s.pk = pk
 		s.state = stWaiting
 		return nil
 	}
-	return s.resume()
+	return s.resume(&pk)
 }
 
 // resume finishes the CONNECT once the session is this connection's: it
 // sets up the session queue and state and sends the CONNACK.
-func (s *session) resume() error {
-	pk := s.pk
-	s.pk = nil
-	cid, vh, v5 := s.clientID, s.vhost, s.v5
+func (s *session) resume(pk *connectPkt) error {
+	cid, vh, v5 := s.clientID(), s.vhost, s.v5
 	s.a.cancelWill(cid) // MQTT 5 §3.1.3.2.2: a delayed will waits no more
 	if pk.will() {
 		w := &willMsg{topic: pk.willTopic, qos: pk.willQoS(), retain: pk.willRetain(), app: pk.willProps.app, payload: pk.willPayload}
@@ -540,22 +595,23 @@ func (s *session) resume() error {
 		}
 		s.will = w
 	}
-	s.keepalive = time.Duration(pk.keepalive) * time.Second
+	keepalive := time.Duration(pk.keepalive) * time.Second
 	var props []byte
-	if v5 && s.cfg.MaxKeepAlive > 0 && (s.keepalive == 0 || s.keepalive > s.cfg.MaxKeepAlive) {
-		s.keepalive = max(s.cfg.MaxKeepAlive.Truncate(time.Second), time.Second)
-		ka := uint16(min(s.keepalive/time.Second, 65535))
+	if v5 && s.a.cfg.MaxKeepAlive > 0 && (keepalive == 0 || keepalive > s.a.cfg.MaxKeepAlive) {
+		keepalive = max(s.a.cfg.MaxKeepAlive.Truncate(time.Second), time.Second)
+		ka := uint16(min(keepalive/time.Second, 65535))
 		props = append(props, 0x13, byte(ka>>8), byte(ka))
 	}
-	s.window = s.cfg.MaxInflight
+	s.keepalive = uint32(min(keepalive/time.Second, math.MaxUint32))
+	s.window = int32(s.a.cfg.MaxInflight)
 	s.problemInfo = true
 	if v5 {
-		if rm := int(pk.props.receiveMax); rm > 0 && rm < s.window {
+		if rm := int32(pk.props.receiveMax); rm > 0 && rm < s.window {
 			s.window = rm
 		}
 		s.cliMax = pk.props.maxPacket
 		s.problemInfo = !pk.props.hasReqProblem || pk.props.reqProblem == 1
-		s.outAliasMax = int(pk.props.topicAliasMax)
+		s.outAliasMax = pk.props.topicAliasMax
 	}
 
 	// Session lifetime: MQTT 3.1.1 clean session 0 never expires; MQTT 5
@@ -571,8 +627,6 @@ func (s *session) resume() error {
 		s.reqExpiry, s.expiry = expiryNever, expiryNever
 	}
 	s.persistent = s.expiry > 0
-	s.queue = sessionQueue(cid)
-	s.ch = vh.NewChannel(s.owner, s)
 	q := vh.Queue(s.queue)
 	st := s.a.takeState(cid)
 	if cleanStart || q == nil || q.Exclusive {
@@ -616,11 +670,13 @@ func (s *session) resume() error {
 			return s.refuse(v5, 0x03, rcImplementation, err.Error())
 		}
 	}
-	if present && len(st.subs) == 0 {
+	if present && st.subs.len() == 0 {
 		s.adoptBindings()
 	}
 	s.restore()
-	s.ch.SetPrefetch(max(1, s.window-s.relPending))
+	if s.ch != nil {
+		s.ch.SetPrefetch(s.prefetch())
+	}
 
 	if v5 {
 		if cid != pk.clientID {
@@ -629,7 +685,7 @@ func (s *session) resume() error {
 		if pk.props.reqResponse == 1 {
 			props = appendPropStr(props, 0x1A, "response/"+cid) // Response Information
 		}
-		mps := uint32(s.cfg.MaxPacketSize)
+		mps := uint32(s.a.cfg.MaxPacketSize)
 		props = append(props,
 			0x21, byte(receiveMaximum>>8), byte(receiveMaximum&0xff), // receive maximum
 			0x25, 1, // retain available
@@ -637,7 +693,7 @@ func (s *session) resume() error {
 			0x29, 1, // subscription identifiers available
 			0x2A, 1, // shared subscriptions available
 		)
-		if tam := s.cfg.TopicAliasMax; tam > 0 {
+		if tam := s.a.cfg.TopicAliasMax; tam > 0 {
 			props = append(props, 0x22, byte(tam>>8), byte(tam))
 		}
 	}
@@ -648,8 +704,15 @@ func (s *session) resume() error {
 		}
 	}
 	s.state = stConnected
+	s.tickAt = time.Time{}
 	s.holding = true
-	s.log.Debug("connection opened", "client", cid, "user", s.user.Name, "clean", cleanStart, "version", pk.level, "expiry", s.expiry)
+	if s.debug() {
+		user := "guest"
+		if pk.hasUser() {
+			user = string(pk.user)
+		}
+		s.logger().Debug("connection opened", "client", cid, "user", user, "clean", cleanStart, "version", pk.level, "expiry", s.expiry)
+	}
 	return nil
 }
 
@@ -657,24 +720,25 @@ func (s *session) resume() error {
 // messages from its previous connection.
 func (s *session) restore() {
 	s.rebuildSubs()
-	for _, sb := range s.st.subs {
-		if sb.group != "" {
+	for _, sb := range s.st.subs.list {
+		if sb.shared() {
 			if err := s.consumeShared(sb, nil, 0); err != nil {
-				s.log.Warn("cannot resume shared subscription", "filter", sb.filter, "err", err)
+				s.logger().Warn("cannot resume shared subscription", "filter", sb.filter, "err", err)
 			}
 		}
 	}
 	for pid, rec := range s.st.out2 {
 		e := outMsg{qos: 2, released: rec.released, counted: rec.released, queue: rec.queue, seq: rec.seq}
-		s.pids[pid] = e
+		s.setPID(pid, e)
 		if rec.released {
 			s.relPending++
 			continue
 		}
-		if s.resend == nil {
-			s.resend = make(map[resendKey]uint16)
+		x := s.more()
+		if x.resend == nil {
+			x.resend = make(map[resendKey]uint16)
 		}
-		s.resend[resendKey{rec.queue, rec.seq}] = pid
+		x.resend[resendKey{rec.queue, rec.seq}] = pid
 	}
 }
 
@@ -683,7 +747,7 @@ func (s *session) restore() {
 // subscriptions (or whose record was lost) goes on receiving what it is
 // bound to, at QoS 1, the most that broker granted.
 func (s *session) adoptBindings() {
-	x := s.vhost.Exchange(s.cfg.Exchange)
+	x := s.vhost.Exchange(s.a.cfg.Exchange)
 	if x == nil {
 		return
 	}
@@ -692,12 +756,12 @@ func (s *session) adoptBindings() {
 			continue
 		}
 		f := keyToFilter(b.Key)
-		if sb, ok := newSubscription(f, 1, 0); ok && sb.group == "" {
-			s.st.subs[f] = sb
+		if sb, ok := newSubscription(f, 1, 0); ok && !sb.shared() {
+			s.st.subs.put(sb)
 		}
 	}
-	if len(s.st.subs) > 0 {
-		s.log.Info("subscriptions taken from the session queue's bindings", "client", s.clientID, "count", len(s.st.subs))
+	if s.st.subs.len() > 0 {
+		s.logger().Info("subscriptions taken from the session queue's bindings", "client", s.clientID(), "count", s.st.subs.len())
 	}
 }
 
@@ -735,7 +799,7 @@ func (s *session) ensureQueue() error {
 			return err
 		}
 	}
-	c, err := s.ch.Consume(s.queue, consumerTag, router.ConsumeOptions{})
+	c, err := s.channel().Consume(s.queue, consumerTag, router.ConsumeOptions{})
 	if err != nil {
 		return err
 	}
@@ -749,7 +813,7 @@ func (s *session) ensureQueue() error {
 func (s *session) message(topic string, qos byte, retain bool, ap *appProps, body []byte) *router.Message {
 	cid := ""
 	if s.noLocal > 0 {
-		cid = s.clientID
+		cid = s.clientID()
 	}
 	var h router.Table
 	if plainApp(ap) {
@@ -757,9 +821,12 @@ func (s *session) message(topic string, qos byte, retain bool, ap *appProps, bod
 		if retain {
 			r = 1
 		}
-		if h = s.hdrCache[qos][r]; h == nil {
+		if s.hdr == nil {
+			s.hdr = new([3][2]router.Table)
+		}
+		if h = s.hdr[qos][r]; h == nil {
 			h = buildHeaders(qos, retain, cid, ap)
-			s.hdrCache[qos][r] = h
+			s.hdr[qos][r] = h
 		}
 	} else {
 		h = buildHeaders(qos, retain, cid, ap)
@@ -771,18 +838,19 @@ func (s *session) publish(pk *publishPkt) error {
 	topic := pk.topic
 	if pk.props.hasTopicAlias {
 		a := int(pk.props.topicAlias)
-		if a == 0 || a > s.cfg.TopicAliasMax {
+		if a == 0 || a > s.a.cfg.TopicAliasMax {
 			return &discErr{rcTopicAliasInvalid, "topic alias invalid"}
 		}
-		if s.aliases == nil {
-			s.aliases = make([]string, s.cfg.TopicAliasMax+1)
+		x := s.more()
+		if x.aliases == nil {
+			x.aliases = make([]string, s.a.cfg.TopicAliasMax+1)
 		}
 		if topic == "" {
-			if topic = s.aliases[a]; topic == "" {
+			if topic = x.aliases[a]; topic == "" {
 				return protoErr("unknown topic alias")
 			}
 		} else if validTopic(topic) {
-			s.aliases[a] = topic
+			x.aliases[a] = topic
 		}
 	}
 	switch {
@@ -793,7 +861,7 @@ func (s *session) publish(pk *publishPkt) error {
 	}
 	qos := pk.qos
 	var o *op
-	if qos > 0 && len(s.qos2)+s.inQoS1 >= receiveMaximum && !(qos == 2 && s.qos2[pk.id]) {
+	if qos > 0 && len(s.qos2)+int(s.inQoS1) >= receiveMaximum && !(qos == 2 && s.qos2[pk.id]) {
 		// More unacknowledged QoS 1 and 2 publishes than the Receive
 		// Maximum we announced (MQTT 5 §3.3.4): for 3.1.1 the same bound
 		// keeps a client from growing our state without end.
@@ -811,6 +879,9 @@ func (s *session) publish(pk *publishPkt) error {
 				// is already routed; acknowledge again without publishing.
 				s.ops = append(s.ops, o)
 				return nil
+			}
+			if s.qos2 == nil {
+				s.qos2 = make(map[uint16]bool)
 			}
 			s.qos2[pk.id] = true
 		}
@@ -834,7 +905,7 @@ func (s *session) publish(pk *publishPkt) error {
 		rm := &retainedMsg{topic: topic, qos: qos, app: pk.props.app, payload: pk.payload}
 		rm.app.hasExpiry = false
 		if ap := &pk.props.app; ap.hasExpiry && ap.expiry > 0 {
-			rm.expiresAt = s.cfg.Now().UnixNano() + min(int64(ap.expiry)*1000, maxExpiryMs)*1e6
+			rm.expiresAt = s.a.cfg.Now().UnixNano() + min(int64(ap.expiry)*1000, maxExpiryMs)*1e6
 		}
 		var done func(error)
 		if o != nil {
@@ -851,18 +922,18 @@ func (s *session) publish(pk *publishPkt) error {
 			}
 			if !s.warned {
 				s.warned = true
-				s.log.Warn("retained message not kept", "topic", topic, "err", err)
+				s.logger().Warn("retained message not kept", "topic", topic, "err", err)
 			}
 		}
 	}
 	if o == nil {
-		if _, err := s.vhost.Publish(s.cfg.Exchange, m, nil); err != nil {
-			s.log.Warn("publish failed", "err", err)
+		if _, err := s.vhost.Publish(s.a.cfg.Exchange, m, nil); err != nil {
+			s.logger().Warn("publish failed", "err", err)
 		}
 		return nil
 	}
 	o.waiting++
-	routed, err := s.vhost.Publish(s.cfg.Exchange, m, func(err error) {
+	routed, err := s.vhost.Publish(s.a.cfg.Exchange, m, func(err error) {
 		s.post(event{kind: evDone, op: o, err: err})
 	})
 	if err != nil {
@@ -880,6 +951,7 @@ func (s *session) Output(dst [][]byte) [][]byte {
 	if len(s.out) == 0 {
 		return dst
 	}
+	s.quiet = 0
 	dst = append(dst, s.out)
 	s.out, s.prev = s.prev[:0], s.out
 	return dst
@@ -891,6 +963,9 @@ func (s *session) process() {
 	s.mu.Lock()
 	s.work, s.inbox = s.inbox, s.work[:0]
 	s.mu.Unlock()
+	if len(s.work) > 0 {
+		s.quiet = 0
+	}
 	for i := range s.work {
 		e := &s.work[i]
 		switch e.kind {
@@ -900,9 +975,11 @@ func (s *session) process() {
 			if e.c == s.consumer {
 				s.consumer = nil
 			}
-			for q, c := range s.sharedCons {
-				if c == e.c {
-					delete(s.sharedCons, q)
+			if s.x != nil {
+				for q, c := range s.x.sharedCons {
+					if c == e.c {
+						delete(s.x.sharedCons, q)
+					}
 				}
 			}
 		case evTakeover:
@@ -919,7 +996,9 @@ func (s *session) process() {
 			}
 		case evResume:
 			if s.state == stWaiting {
-				if err := s.resume(); err != nil {
+				pk := s.pk
+				s.pk = nil
+				if err := s.resume(pk); err != nil {
 					s.state = stClosed
 					s.conn.Close(err)
 				}
@@ -961,7 +1040,7 @@ func (s *session) flushOps() {
 			rc, reason := o.rc, o.reason
 			switch {
 			case o.err != nil:
-				s.log.Warn("publish failed", "id", o.id, "err", o.err)
+				s.logger().Warn("publish failed", "id", o.id, "err", o.err)
 				if !s.v5 {
 					// MQTT 3.1.1 has no negative acknowledgement.
 					s.state = stClosed
@@ -1029,31 +1108,70 @@ func (s *session) flushOps() {
 	}
 }
 
+// trimAfter is how many Ticks without traffic make a connection give back
+// its buffers: a whole tick interval without any (1 to 2 s at the
+// broker's default tick of 1 s).
+const trimAfter = 2
+
+// trim gives back the buffers of a connection that has had no traffic for
+// trimAfter Ticks: an idle connection would otherwise keep its largest
+// batch of events and output, and its maps of packet ids, for good. A busy
+// one keeps them, so steady traffic does not allocate.
+func (s *session) trim() {
+	if s.quiet < trimAfter {
+		s.quiet++
+		return
+	}
+	if s.quiet > trimAfter {
+		return // trimmed already
+	}
+	s.quiet++
+	s.work, s.prev = nil, nil
+	if len(s.out) == 0 {
+		s.out = nil
+	}
+	if len(s.ops) == 0 {
+		s.ops = nil
+	}
+	if len(s.pids) == 0 {
+		s.pids = nil
+	}
+	if len(s.qos2) == 0 {
+		s.qos2 = nil
+	}
+	s.mu.Lock()
+	if len(s.inbox) == 0 {
+		s.inbox = nil
+	}
+	s.mu.Unlock()
+}
+
 // Tick implements protocols.Session: the CONNECT deadline and keepalive
 // (1.5 times the client's interval, MQTT 3.1.1 §3.1.2.10).
 func (s *session) Tick(now time.Time) error {
-	if s.tick0.IsZero() {
-		s.tick0 = now
-	}
 	switch s.state {
 	case stConnect, stWaiting:
-		if now.Sub(s.tick0) > connectTimeout {
+		if s.tickAt.IsZero() {
+			s.tickAt = now
+		} else if now.Sub(s.tickAt) > connectTimeout {
 			return errConnectTimeout
 		}
 	case stLinger:
-		if s.lingerAt.IsZero() {
-			s.lingerAt = now
-		} else if now.Sub(s.lingerAt) >= lingerTimeout {
-			return s.lingerErr
+		if s.tickAt.IsZero() {
+			s.tickAt = now
+		} else if now.Sub(s.tickAt) >= lingerTimeout {
+			return s.x.lingerErr
 		}
 	case stConnected:
-		if s.keepalive <= 0 {
+		s.trim()
+		if s.keepalive == 0 {
 			return nil
 		}
-		if s.recv || s.lastRecv.IsZero() {
-			s.lastRecv, s.recv = now, false
-		} else if now.Sub(s.lastRecv) > s.keepalive*3/2 {
-			s.log.Info("keepalive timeout", "keepalive", s.keepalive)
+		keepalive := time.Duration(s.keepalive) * time.Second
+		if s.recv || s.tickAt.IsZero() {
+			s.tickAt, s.recv = now, false
+		} else if now.Sub(s.tickAt) > keepalive*3/2 {
+			s.logger().Info("keepalive timeout", "keepalive", keepalive)
 			return errKeepalive
 		}
 	}
@@ -1122,25 +1240,27 @@ func (s *session) Closed(err error) {
 				delay = time.Duration(min(w.delay, s.expiry)) * time.Second
 			}
 			if delay > 0 {
-				s.a.scheduleWill(s.vhost, s.clientID, w, delay)
+				s.a.scheduleWill(s.vhost, s.clientID(), w, delay)
 			} else {
-				s.a.publishWill(s.vhost, s.clientID, w)
+				s.a.publishWill(s.vhost, s.clientID(), w)
 			}
 		}
 		if !s.persistent {
 			if q := s.vhost.Queue(s.queue); q != nil && !q.Exclusive {
 				_, _ = s.vhost.DeleteQueue(s.queue, false, false, s.owner, nil)
 			}
-			s.a.discardState(s.vhost, s.clientID, s.st, s.stored)
+			s.a.discardState(s.vhost, s.clientID(), s.st, s.stored)
 		}
 	}
 	if s.vhost != nil {
 		s.vhost.OwnerGone(s.owner)
 	}
 	if s.registered {
-		if next := s.a.release(s.clientID, s); next != nil {
+		if next := s.a.release(s.clientID(), s); next != nil {
 			next.post(event{kind: evResume})
 		}
 	}
-	s.log.Debug("connection closed", "client", s.clientID, "err", err)
+	if s.debug() {
+		s.logger().Debug("connection closed", "client", s.clientID(), "err", err)
+	}
 }

@@ -46,18 +46,26 @@ const (
 	sharedPrefix     = "mqtt-shared-"
 )
 
-// subscription is one entry of a session's subscriptions.
+// subscription is one entry of a session's subscriptions. It lasts as
+// long as the session, so what can be read off the filter is not kept
+// apart (64 bytes, not 96).
 type subscription struct {
 	filter  string // as subscribed, "$share/<group>/" included
-	topic   string // the topic filter proper
-	key     string // topic as a binding key
-	group   string // share name; "" for a normal subscription
-	queue   string // shared: the group's queue
+	key     string // the topic filter proper as a binding key
+	queue   string // shared: the group's queue; "": a normal subscription
+	off     uint32 // the topic filter proper is filter[off:]
+	id      int32  // subscription identifier; 0: none
 	qos     byte
 	noLocal bool
 	rap     bool // Retain As Published
-	id      int  // subscription identifier; 0: none
 }
+
+// topic returns the topic filter proper: the filter without
+// "$share/<group>/".
+func (sb *subscription) topic() string { return sb.filter[sb.off:] }
+
+// shared reports whether sb is a shared subscription.
+func (sb *subscription) shared() bool { return sb.queue != "" }
 
 func (sb *subscription) opts() byte {
 	o := sb.qos
@@ -82,12 +90,90 @@ type out2Rec struct {
 // Adapter.register) touches it.
 type sessState struct {
 	expiry uint32 // persistent sessions: the expiry they were created with
-	subs   map[string]*subscription
-	out2   map[uint16]out2Rec
+	subs   subList
+	out2   map[uint16]out2Rec // nil until the first
 }
 
-func newState() *sessState {
-	return &sessState{subs: make(map[string]*subscription), out2: make(map[uint16]out2Rec)}
+func newState() *sessState { return &sessState{} }
+
+func (st *sessState) putOut2(pid uint16, rec out2Rec) {
+	if st.out2 == nil {
+		st.out2 = make(map[uint16]out2Rec)
+	}
+	st.out2[pid] = rec
+}
+
+// subList is a session's subscriptions by filter. Most sessions have one
+// or a few, so it is a slice, searched, where a map of one would cost
+// some 250 bytes; from subIndexMin on, an index keeps lookups constant.
+// Its order is not meaningful.
+type subList struct {
+	list  []*subscription
+	index map[string]int // filter → position in list; nil below subIndexMin
+}
+
+const subIndexMin = 16
+
+func (l *subList) len() int { return len(l.list) }
+
+func (l *subList) find(filter string) int {
+	if l.index != nil {
+		if i, ok := l.index[filter]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, sb := range l.list {
+		if sb.filter == filter {
+			return i
+		}
+	}
+	return -1
+}
+
+// get returns the subscription with filter, or nil.
+func (l *subList) get(filter string) *subscription {
+	if i := l.find(filter); i >= 0 {
+		return l.list[i]
+	}
+	return nil
+}
+
+// put adds sb, replacing the subscription with its filter if there is one.
+func (l *subList) put(sb *subscription) {
+	if i := l.find(sb.filter); i >= 0 {
+		l.list[i] = sb
+		return
+	}
+	l.list = append(l.list, sb)
+	switch {
+	case l.index != nil:
+		l.index[sb.filter] = len(l.list) - 1
+	case len(l.list) >= subIndexMin:
+		l.index = make(map[string]int, len(l.list))
+		for i, sb := range l.list {
+			l.index[sb.filter] = i
+		}
+	}
+}
+
+// del removes the subscription with filter and returns it, or nil.
+func (l *subList) del(filter string) *subscription {
+	i := l.find(filter)
+	if i < 0 {
+		return nil
+	}
+	sb, last := l.list[i], len(l.list)-1
+	l.list[i] = l.list[last]
+	l.list[last] = nil
+	l.list = l.list[:last]
+	if l.index != nil {
+		delete(l.index, filter)
+		if i < last {
+			l.index[l.list[i].filter] = i
+		}
+	}
+	return sb
 }
 
 // expiryDuration is a Session Expiry Interval as the session queue's
@@ -99,7 +185,13 @@ func expiryDuration(e uint32) time.Duration {
 	return time.Duration(e) * time.Second
 }
 
-func sessionQueue(cid string) string { return "mqtt-subscription-" + cid + "qos1" }
+// The session queue of client id cid is queuePrefix + cid + queueSuffix.
+const (
+	queuePrefix = "mqtt-subscription-"
+	queueSuffix = "qos1"
+)
+
+func sessionQueue(cid string) string { return queuePrefix + cid + queueSuffix }
 
 // sharedQueue names the queue of share group group and filter: '/' cannot
 // occur in a share name, so names do not collide.
@@ -122,8 +214,8 @@ func newSubscription(filter string, opts byte, id int) (*subscription, bool) {
 	if !valid || !validFilter(topic) {
 		return nil, false
 	}
-	sb := &subscription{filter: filter, topic: topic, key: topicToKey(topic), group: group,
-		qos: min(opts&3, 2), noLocal: opts&4 != 0, rap: opts&8 != 0, id: id}
+	sb := &subscription{filter: filter, key: topicToKey(topic), off: uint32(len(filter) - len(topic)),
+		qos: min(opts&3, 2), noLocal: opts&4 != 0, rap: opts&8 != 0, id: int32(id)}
 	if shared {
 		sb.queue = sharedQueue(group, topic)
 	}
@@ -147,8 +239,8 @@ func (a *Adapter) stateKey(cid string, kind byte, pid uint16) []byte {
 func encodeState(st *sessState) []byte {
 	b := []byte{stateVersion}
 	b = binary.BigEndian.AppendUint32(b, st.expiry)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(st.subs)))
-	for _, sb := range st.subs {
+	b = binary.BigEndian.AppendUint16(b, uint16(st.subs.len()))
+	for _, sb := range st.subs.list {
 		b = appendString(b, sb.filter)
 		b = append(b, sb.opts())
 		b = binary.BigEndian.AppendUint32(b, uint32(sb.id))
@@ -166,7 +258,7 @@ func decodeState(st *sessState, val []byte) bool {
 	for i := 0; i < n && !r.bad; i++ {
 		f, o, id := r.str(), r.byte(), int(r.u32())
 		if sb, ok := newSubscription(f, o, id); ok && !r.bad {
-			st.subs[f] = sb
+			st.subs.put(sb)
 		}
 	}
 	return !r.bad && r.done()
@@ -221,13 +313,14 @@ func (a *Adapter) dropStateOps(cid string, st *sessState) []storage.Op {
 func (a *Adapter) register(id string, s *session) (prev *session, wait bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	prev = a.sessions[id]
-	a.sessions[id] = s
-	if a.held[id] == nil {
-		a.held[id] = s
-		return prev, false
+	c := a.claims[id]
+	prev, c.newest = c.newest, s
+	wait = c.holder != nil
+	if !wait {
+		c.holder = s
 	}
-	return prev, true
+	a.claims[id] = c
+	return prev, wait
 }
 
 // release ends s's claim on client id. If s held the state, it passes to
@@ -235,18 +328,19 @@ func (a *Adapter) register(id string, s *session) (prev *session, wait bool) {
 func (a *Adapter) release(id string, s *session) (next *session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.sessions[id] == s {
-		delete(a.sessions, id)
+	c := a.claims[id]
+	if c.newest == s {
+		c.newest = nil
 	}
-	if a.held[id] != s {
-		return nil
+	if c.holder == s {
+		c.holder, next = c.newest, c.newest
 	}
-	delete(a.held, id)
-	if n := a.sessions[id]; n != nil {
-		a.held[id] = n
-		return n
+	if c == (claim{}) {
+		delete(a.claims, id)
+	} else {
+		a.claims[id] = c
 	}
-	return nil
+	return next
 }
 
 // takeState returns cid's persistent state, if any.
@@ -274,8 +368,8 @@ func (a *Adapter) discardState(vh *router.VHost, cid string, st *sessState, stor
 		a.mu.Unlock()
 		a.commit(a.dropStateOps(cid, st), false, nil)
 	}
-	for _, sb := range st.subs {
-		if sb.group != "" {
+	for _, sb := range st.subs.list {
+		if sb.shared() {
 			a.leaveShared(vh, cid, sb.queue)
 		}
 	}
@@ -303,7 +397,7 @@ func (a *Adapter) leaveShared(vh *router.VHost, cid, q string) {
 	delete(m, cid)
 	var expired []string
 	for c := range m {
-		if a.sessions[c] == nil && vh != nil && vh.Queue(sessionQueue(c)) == nil {
+		if a.claims[c].newest == nil && vh != nil && vh.Queue(sessionQueue(c)) == nil {
 			expired = append(expired, c)
 		}
 	}
@@ -362,7 +456,7 @@ func (a *Adapter) recover() {
 			case tail[0] == 'p' && len(tail) == 3:
 				var rec out2Rec
 				if rec, ok = decodeOut2(val); ok {
-					st.out2[binary.BigEndian.Uint16(tail[1:])] = rec
+					st.putOut2(binary.BigEndian.Uint16(tail[1:]), rec)
 				}
 			}
 			if !ok {
@@ -389,8 +483,8 @@ func (a *Adapter) recover() {
 			if st.expiry != 0 && q.Expires() != expiryDuration(st.expiry) {
 				q.SetExpires(expiryDuration(st.expiry))
 			}
-			for _, sb := range st.subs {
-				if sb.group != "" {
+			for _, sb := range st.subs.list {
+				if sb.shared() {
 					m := a.shared[sb.queue]
 					if m == nil {
 						m = make(map[string]struct{})

@@ -12,21 +12,25 @@ import (
 
 // rebuildSubs refreshes what deliver reads from the subscriptions.
 func (s *session) rebuildSubs() {
-	s.plain = s.plain[:0]
-	clear(s.sharedQ)
-	nl := 0
-	for _, sb := range s.st.subs {
-		if sb.group != "" {
-			s.sharedQ[sb.queue] = sb
+	if s.x != nil {
+		clear(s.x.sharedQ)
+	}
+	nl := int32(0)
+	for _, sb := range s.st.subs.list {
+		if sb.shared() {
+			x := s.more()
+			if x.sharedQ == nil {
+				x.sharedQ = make(map[string]*subscription)
+			}
+			x.sharedQ[sb.queue] = sb
 			continue
 		}
-		s.plain = append(s.plain, sb)
 		if sb.noLocal {
 			nl++
 		}
 	}
 	if (nl > 0) != (s.noLocal > 0) {
-		s.hdrCache = [3][2]router.Table{} // the client id header comes or goes
+		s.hdr = nil // the client id header comes or goes
 	}
 	s.noLocal = nl
 }
@@ -36,10 +40,10 @@ func (s *session) rebuildSubs() {
 // idx. The session joins the group first, so a member leaving meanwhile
 // does not delete the queue under it (Adapter.leaveShared).
 func (s *session) consumeShared(sb *subscription, o *op, idx int) (err error) {
-	s.a.joinShared(s.clientID, sb.queue)
+	s.a.joinShared(s.clientID(), sb.queue)
 	defer func() {
 		if err != nil {
-			s.a.leaveShared(s.vhost, s.clientID, sb.queue)
+			s.a.leaveShared(s.vhost, s.clientID(), sb.queue)
 		}
 	}()
 	done := func(error) {}
@@ -60,18 +64,22 @@ func (s *session) consumeShared(sb *subscription, o *op, idx int) (err error) {
 	if o != nil {
 		o.waiting++
 	}
-	if err := s.vhost.BindQueue(sb.queue, s.cfg.Exchange, sb.key, nil, 0, done); err != nil {
+	if err := s.vhost.BindQueue(sb.queue, s.a.cfg.Exchange, sb.key, nil, 0, done); err != nil {
 		if o != nil {
 			o.waiting--
 		}
 		return err
 	}
-	if s.sharedCons[sb.queue] == nil {
-		c, err := s.ch.Consume(sb.queue, sharedTag+sb.queue, router.ConsumeOptions{})
+	x := s.more()
+	if x.sharedCons[sb.queue] == nil {
+		c, err := s.channel().Consume(sb.queue, sharedTag+sb.queue, router.ConsumeOptions{})
 		if err != nil {
 			return err
 		}
-		s.sharedCons[sb.queue] = c
+		if x.sharedCons == nil {
+			x.sharedCons = make(map[string]*router.Consumer)
+		}
+		x.sharedCons[sb.queue] = c
 	}
 	return nil
 }
@@ -82,7 +90,7 @@ func (s *session) saveState(o *op) {
 		return
 	}
 	o.waiting++
-	rec := storage.PutMeta(storage.KindSession, s.a.stateKey(s.clientID, 's', 0), storage.Bytes(encodeState(s.st)))
+	rec := storage.PutMeta(storage.KindSession, s.a.stateKey(s.clientID(), 's', 0), storage.Bytes(encodeState(s.st)))
 	s.a.commit([]storage.Op{rec}, true, func(err error) {
 		s.post(event{kind: evDone, op: o, idx: -1, err: err})
 	})
@@ -94,7 +102,7 @@ func (s *session) storeState() {
 	if !s.persistent {
 		return
 	}
-	rec := storage.PutMeta(storage.KindSession, s.a.stateKey(s.clientID, 's', 0), storage.Bytes(encodeState(s.st)))
+	rec := storage.PutMeta(storage.KindSession, s.a.stateKey(s.clientID(), 's', 0), storage.Bytes(encodeState(s.st)))
 	s.a.commit([]storage.Op{rec}, false, nil)
 }
 
@@ -102,7 +110,7 @@ func (s *session) subscribe(id uint16, fs []filter, p *props) error {
 	o := &op{kind: opSuback, id: id, codes: make([]byte, len(fs))}
 	qerr := s.ensureQueue()
 	if qerr != nil {
-		s.log.Warn("cannot declare the session queue", "queue", s.queue, "err", qerr)
+		s.logger().Warn("cannot declare the session queue", "queue", s.queue, "err", qerr)
 	}
 	changed := false
 	for i, f := range fs {
@@ -114,7 +122,7 @@ func (s *session) subscribe(id uint16, fs []filter, p *props) error {
 				o.codes[i] = rcTopicFilterInvalid
 			}
 			continue
-		case sb.group != "" && sb.noLocal:
+		case sb.shared() && sb.noLocal:
 			return protoErr("No Local on a shared subscription") // [MQTT-3.8.3-4]
 		case s.topics != nil:
 			// The filter's binding key as written, wildcards included, as
@@ -128,22 +136,22 @@ func (s *session) subscribe(id uint16, fs []filter, p *props) error {
 			o.codes[i] = rcUnspecified
 			continue
 		}
-		old := s.st.subs[sb.filter]
-		if old == nil && len(s.st.subs) >= maxSubscriptions {
+		old := s.st.subs.get(sb.filter)
+		if old == nil && s.st.subs.len() >= maxSubscriptions {
 			o.codes[i] = rcUnspecified
 			if s.v5 {
 				o.codes[i] = rcQuotaExceeded
 			}
 			continue
 		}
-		if sb.group == "" {
+		if !sb.shared() {
 			o.waiting++
 			idx := i
-			err := s.vhost.BindQueue(s.queue, s.cfg.Exchange, sb.key, nil, s.owner, func(err error) {
+			err := s.vhost.BindQueue(s.queue, s.a.cfg.Exchange, sb.key, nil, s.owner, func(err error) {
 				s.post(event{kind: evDone, op: o, idx: idx, err: err})
 			})
 			if err != nil {
-				s.log.Warn("bind failed", "filter", sb.filter, "err", err)
+				s.logger().Warn("bind failed", "filter", sb.filter, "err", err)
 				o.waiting--
 				o.codes[i] = rcUnspecified
 				continue
@@ -154,12 +162,12 @@ func (s *session) subscribe(id uint16, fs []filter, p *props) error {
 				o.retained = append(o.retained, sb)
 			}
 		} else if err := s.consumeShared(sb, o, i); err != nil {
-			s.log.Warn("shared subscription failed", "filter", sb.filter, "err", err)
+			s.logger().Warn("shared subscription failed", "filter", sb.filter, "err", err)
 			o.codes[i] = rcUnspecified
 			continue
 		}
 		o.codes[i] = sb.qos
-		s.st.subs[sb.filter] = sb
+		s.st.subs.put(sb)
 		changed = true
 	}
 	if changed {
@@ -174,22 +182,25 @@ func (s *session) unsubscribe(id uint16, fs []filter) {
 	o := &op{kind: opUnsuback, id: id, codes: make([]byte, len(fs))}
 	changed := false
 	for i, f := range fs {
-		sb := s.st.subs[f.topic]
+		sb := s.st.subs.del(f.topic)
 		if sb == nil {
 			o.codes[i] = rcNoSubExisted
 			continue
 		}
-		delete(s.st.subs, f.topic)
 		changed = true
-		if sb.group != "" {
-			s.ch.Cancel(sharedTag+sb.queue, true)
-			delete(s.sharedCons, sb.queue)
-			s.a.leaveShared(s.vhost, s.clientID, sb.queue)
+		if sb.shared() {
+			if s.ch != nil {
+				s.ch.Cancel(sharedTag+sb.queue, true)
+			}
+			if s.x != nil {
+				delete(s.x.sharedCons, sb.queue)
+			}
+			s.a.leaveShared(s.vhost, s.clientID(), sb.queue)
 			continue
 		}
 		o.waiting++
 		idx := i
-		err := s.vhost.UnbindQueue(s.queue, s.cfg.Exchange, sb.key, nil, s.owner, func(err error) {
+		err := s.vhost.UnbindQueue(s.queue, s.a.cfg.Exchange, sb.key, nil, s.owner, func(err error) {
 			s.post(event{kind: evDone, op: o, idx: idx, err: err})
 		})
 		if err != nil {
@@ -209,15 +220,14 @@ func (s *session) unsubscribe(id uint16, fs []filter) {
 // delivered like any message: within the window, and kept for a
 // persistent session. They go out after the SUBACK.
 func (s *session) sendRetained(sb *subscription) {
-	if s.st.subs[sb.filter] != sb {
+	if s.st.subs.get(sb.filter) != sb {
 		return // replaced or unsubscribed meanwhile
 	}
-	now := s.cfg.Now().UnixNano()
-	s.rscratch = s.a.retained.match(sb.topic, now, s.rscratch[:0])
-	for _, rm := range s.rscratch {
+	now := s.a.cfg.Now().UnixNano()
+	// No scratch kept for this: it would stay with an idle connection.
+	for _, rm := range s.a.retained.match(sb.topic(), now, nil) {
 		if _, err := s.vhost.Publish("", rm.message(s.queue, sb.filter, sb.qos, now), nil); err != nil {
-			s.log.Warn("retained message not queued", "topic", rm.topic, "err", err)
+			s.logger().Warn("retained message not queued", "topic", rm.topic, "err", err)
 		}
 	}
-	clear(s.rscratch)
 }

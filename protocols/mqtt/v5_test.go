@@ -281,8 +281,8 @@ func TestConnackV5(t *testing.T) {
 	if ack.Properties.ServerKeepAlive != 30 || !ack.Properties.ServerKeepAliveFlag || ack.Properties.ResponseInfo != "response/c" {
 		t.Fatalf("CONNACK %+v", ack.Properties)
 	}
-	if h.s.keepalive != 30*time.Second {
-		t.Fatalf("keepalive %v", h.s.keepalive)
+	if h.s.keepalive != 30 {
+		t.Fatalf("keepalive %ds", h.s.keepalive)
 	}
 	h.publishRetained("a", 1, 1, "x")
 	if a := h.publishRetained("b", 1, 2, "y"); a.ReasonCode != rcQuotaExceeded || a.Properties.ReasonString == "" {

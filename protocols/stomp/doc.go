@@ -5,25 +5,30 @@
 // and use the incremental, size-limited framer of protocols/stomp/frame.
 //
 // What this slice serves:
+//
 //   - CONNECT/STOMP with accept-version negotiation (1.0 when absent),
 //     login/passcode through the router (no login means guest/guest, as
 //     RabbitMQ's default_user), host as the vhost ("/" when absent), and
 //     heart-beats both ways (missed client heart-beats end the connection
 //     with an ERROR).
+//
 //   - Destinations /queue/q (durable queue q through the default
 //     exchange), /topic/k (amq.topic; a subscription is a server-named
 //     exclusive auto-delete queue), /exchange/x/k and /amq/queue/q
 //     (existing queue, never declared).
+//
 //   - SEND with AMQP properties from headers (content-type,
 //     correlation-id, reply-to, expiration, priority, persistent,
 //     message-id or amqp-message-id, timestamp, type, app-id, user-id) and
 //     other headers as the message's header table; RECEIPT only after the
 //     message is committed.
+//
 //   - SUBSCRIBE with ack auto, client (cumulative within the subscription)
 //     and client-individual, prefetch-count; MESSAGE frames carry the
 //     delivery tag as message-id (and ack in 1.2), the AMQP message-id as
 //     amqp-message-id; ACK, NACK (requeue unless requeue:false),
 //     UNSUBSCRIBE (requeues unacknowledged messages), DISCONNECT.
+//
 //   - Topic permissions (perm.go): SEND to and SUBSCRIBE to a topic
 //     exchange check write and read on the key, as RabbitMQ does; a
 //     refusal is ERROR access_refused.

@@ -293,14 +293,33 @@ func (s *Server) bind(eng gnet.Engine) (map[int]*endpoint, error) {
 }
 
 func sockaddrString(sa syscall.Sockaddr) (string, int) {
+	ap, ok := sockaddrAddrPort(sa)
+	if !ok {
+		return "", 0
+	}
+	return ap.String(), int(ap.Port())
+}
+
+func sockaddrAddrPort(sa syscall.Sockaddr) (netip.AddrPort, bool) {
 	switch a := sa.(type) {
 	case *syscall.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String(), a.Port
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)), true
 	case *syscall.SockaddrInet6:
-		ip := netip.AddrFrom16(a.Addr).Unmap()
-		return netip.AddrPortFrom(ip, uint16(a.Port)).String(), a.Port
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port)), true
 	}
-	return "", 0
+	return netip.AddrPort{}, false
+}
+
+// addrPort is a connection's remote address as a value: net.Addr's String
+// would allocate a string every connection keeps. IPv4-mapped addresses
+// are unmapped, as net.TCPAddr.String prints them.
+func addrPort(a net.Addr) netip.AddrPort {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ap := ta.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 func (s *Server) isBooted() bool {
@@ -476,27 +495,28 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		s.log.Warn("getsockname failed", "err", err)
 		return nil, gnet.Close
 	}
-	local, port := sockaddrString(sa)
-	ep := s.byPort[port]
+	local, _ := sockaddrAddrPort(sa)
+	ep := s.byPort[int(local.Port())]
 	if ep == nil {
-		s.log.Error("connection on unknown listener", "local", local)
+		s.log.Error("connection on unknown listener", "local", local.String())
 		return nil, gnet.Close
 	}
 	c := &conn{
-		s:      s,
 		ep:     ep,
 		gc:     gc,
 		l:      l,
 		id:     s.ids.Add(1),
-		remote: gc.RemoteAddr().String(),
+		remote: addrPort(gc.RemoteAddr()),
 		local:  local,
-		since:  time.Now(),
+		since:  mono(time.Now()),
 	}
 	s.accepted.Add(1)
 	gc.SetContext(c)
 	l.add(c)
-	s.log.Info("connection opened", "conn", c.id, "proto", ep.Adapter.Name(),
-		"listener", ep.Name, "remote", c.remote, "local", c.local)
+	if s.log.Enabled(context.Background(), slog.LevelInfo) { // spares formatting the addresses
+		s.log.Info("connection opened", "conn", c.id, "proto", ep.Adapter.Name(),
+			"listener", ep.Name, "remote", c.RemoteAddr(), "local", c.LocalAddr())
+	}
 	if c.sess = c.open(); c.sess == nil {
 		c.beginClose(protocols.ErrInternal, false)
 		return nil, gnet.Close
