@@ -18,7 +18,7 @@ import (
 // AMQP, MQTT and STOMP adapters on 127.0.0.1:0, in process. It returns the
 // server, whose Addrs are keyed "amqp", "mqtt" and "stomp". Cleanup shuts
 // it down and fails the test if a session panicked.
-func startInProcess(t *testing.T) *transport.Server {
+func startInProcess(t *testing.T, mqttOpts ...func(*jmqtt.Config)) *transport.Server {
 	t.Helper()
 	st := memstore.New()
 	log := slog.New(slog.DiscardHandler)
@@ -29,7 +29,7 @@ func startInProcess(t *testing.T) *transport.Server {
 	srv := transport.New(transport.Config{
 		Listeners: []transport.Listener{
 			{Name: "amqp", Addr: "127.0.0.1:0", Adapter: jamqp.New(jamqp.Config{Router: rt, Log: log})},
-			{Name: "mqtt", Addr: "127.0.0.1:0", Adapter: jmqtt.New(jmqtt.Config{Router: rt, Log: log})},
+			{Name: "mqtt", Addr: "127.0.0.1:0", Adapter: jmqtt.New(mqttConfig(rt, log, mqttOpts))},
 			{Name: "stomp", Addr: "127.0.0.1:0", Adapter: jstomp.New(jstomp.Config{Router: rt, Log: log})},
 		},
 	}, log)
@@ -50,6 +50,14 @@ func startInProcess(t *testing.T) *transport.Server {
 		_ = st.Close()
 	})
 	return srv
+}
+
+func mqttConfig(rt *router.Router, log *slog.Logger, opts []func(*jmqtt.Config)) jmqtt.Config {
+	c := jmqtt.Config{Router: rt, Log: log}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
 }
 
 // startAMQP returns the amqp:// URL maker ("amqp://<userinfo>@host:port/")

@@ -44,10 +44,6 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening storage in %s: %w", cfg.DataDir, err)
 	}
-	if cfg.MQTT.Listen != "" && cfg.MQTT.TopicMode == conf.TopicModeLossless {
-		// Refuse rather than route with another mapping than asked for.
-		return nil, nil, errors.Join(errors.New(`mqtt.topic_mode "lossless" is not available in this build; use "swap"`), st.Close())
-	}
 	rt, err := router.New(router.Config{
 		Store:            st,
 		Log:              log.With("component", "router"),
@@ -86,6 +82,7 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 			TopicAliasMax:       mqttTopicAliasMax(cfg.MQTT.TopicAliasMaximum),
 			MaxKeepAlive:        cfg.MQTT.MaxKeepAlive,
 			HideRefusals:        !cfg.MQTT.RevealRefusals,
+			LosslessTopics:      cfg.MQTT.TopicMode == conf.TopicModeLossless,
 		})},
 		{cfg.STOMP.Listen, stomp.New(stomp.Config{
 			Router: rt,

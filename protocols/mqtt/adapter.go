@@ -75,6 +75,9 @@ type Config struct {
 	// a Reason String instead of 0x87 (not authorized) with one: MQTT 5
 	// §3.9.3 provides 0x80 for a server that does not wish to reveal why.
 	HideRefusals bool
+	// LosslessTopics selects the lossless topic mode (mqtt.topic_mode
+	// "lossless", see topicMode) instead of RabbitMQ's swap of '/' and '.'.
+	LosslessTopics bool
 	// Now is the clock (time.Now if nil); tests replace it.
 	Now func() time.Time
 }
@@ -83,6 +86,7 @@ type Config struct {
 // from any goroutine.
 type Adapter struct {
 	cfg      Config
+	topics   topicMode
 	retained *retainStore
 
 	// mu is taken before router locks (leaveShared looks up and deletes
@@ -148,6 +152,9 @@ func New(cfg Config) *Adapter {
 	a := &Adapter{cfg: cfg, claims: make(map[string]claim),
 		states: make(map[string]*sessState), shared: make(map[string]map[string]struct{}),
 		wills: make(map[string]*time.Timer)}
+	if cfg.LosslessTopics {
+		a.topics = losslessTopics
+	}
 	a.retained = newRetainStore(cfg.VHost, cfg.Store, cfg.RetainedMaxMessages, cfg.RetainedMaxBytes, cfg.Log)
 	a.recover()
 	return a

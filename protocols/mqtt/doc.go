@@ -49,8 +49,12 @@
 // input, so the client sees the reason code rather than a reset (see
 // lingerTimeout).
 //
+// Topics become routing keys in RabbitMQ's swap mode or the lossless mode
+// (topicmap.go, Config.LosslessTopics).
+//
 // Missing: AUTH (enhanced authentication: CONNECT with an Authentication
-// Method is refused with 0x8C), the lossless topic mode. Pending delayed wills do not survive a restart. A
+// Method is refused with 0x8C). Pending delayed wills do not survive a
+// restart. A
 // shared subscription's QoS 2 message whose PUBREC has not come when its
 // member disconnects goes back to the group, like QoS 1 ones.
 //
@@ -60,7 +64,4 @@
 // state few connections need waits in a part allocated when needed
 // (session.more), and a connection without traffic for a tick interval
 // gives its buffers back (session.trim). TestIdleSessionMemory pins it.
-//
-// Placeholder answers every CONNECT with CONNACK "server unavailable"
-// (3.1/3.1.1 return code 3, MQTT 5 reason code 0x88) and closes.
 package mqtt

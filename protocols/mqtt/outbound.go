@@ -47,7 +47,7 @@ func (s *session) deliver(d *router.Delivery) {
 			ids = append(ids, int(rs.id))
 		}
 	case sb != nil:
-		if viaMQTT && !matchTopicKey(sb.topic(), m.RoutingKey) {
+		if viaMQTT && !s.a.topics.matchKey(sb.topic(), m.RoutingKey) {
 			s.drop(d) // a '$' topic under a leading wildcard, or AMQP's '*'
 			return
 		}
@@ -59,7 +59,7 @@ func (s *session) deliver(d *router.Delivery) {
 		self := mi.publisher != "" && mi.publisher == s.clientID()
 		matched, excluded := false, false
 		for _, sb := range s.st.subs.list {
-			if sb.shared() || !matchTopicKey(sb.topic(), m.RoutingKey) {
+			if sb.shared() || !s.a.topics.matchKey(sb.topic(), m.RoutingKey) {
 				continue
 			}
 			if self && sb.noLocal {
@@ -111,15 +111,18 @@ func (s *session) deliver(d *router.Delivery) {
 		newAlias bool
 		topicLen = len(topic)
 	)
+	if !mi.retained {
+		topicLen = s.a.topics.topicLen(topic) // the key's length in swap mode
+	}
 	if s.outAliasMax > 0 {
 		aliasKey = m.RoutingKey
 		if mi.retained {
-			aliasKey = topicToKey(topic)
+			aliasKey = s.a.topics.key(topic)
 		}
 		aliases := s.more().outAliases
 		if a, ok := aliases[aliasKey]; ok {
 			alias, topicLen = a, 0
-		} else if len(aliases) < int(s.outAliasMax) && len(topic) > 1 {
+		} else if len(aliases) < int(s.outAliasMax) && topicLen > 1 {
 			alias, newAlias = uint16(len(aliases)+1), true
 		}
 	}
@@ -177,7 +180,7 @@ func (s *session) deliver(d *router.Delivery) {
 	case mi.retained:
 		s.out = appendString(s.out, topic)
 	default:
-		s.out = appendKeyTopic(s.out, topic)
+		s.out = s.a.topics.appendKeyTopic(s.out, topic)
 	}
 	if qos > 0 {
 		s.out = append(s.out, byte(pid>>8), byte(pid))

@@ -110,8 +110,8 @@ func buildHeaders(qos byte, retain bool, clientID string, ap *appProps) router.T
 
 // newMessage builds the router message for an application message. body
 // becomes the message body as it is (the caller hands it over).
-func newMessage(topic string, qos byte, ap *appProps, body []byte, headers router.Table) *router.Message {
-	m := &router.Message{RoutingKey: topicToKey(topic), Body: body}
+func newMessage(tm topicMode, topic string, qos byte, ap *appProps, body []byte, headers router.Table) *router.Message {
+	m := &router.Message{RoutingKey: tm.key(topic), Body: body}
 	p := &m.Properties
 	p.Flags = router.HasDeliveryMode | router.HasHeaders
 	p.DeliveryMode = router.Transient

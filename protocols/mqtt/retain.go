@@ -63,8 +63,8 @@ func (rm *retainedMsg) computeSize() {
 func (rm *retainedMsg) message(queue, filter string, qos byte, now int64) *router.Message {
 	h := buildHeaders(rm.qos, true, "", &rm.app)
 	h = append(h, router.Field{Key: hdrTopic, Value: rm.topic}, router.Field{Key: hdrRetainedFor, Value: filter})
-	m := newMessage(rm.topic, min(rm.qos, qos), &rm.app, rm.payload, h)
-	m.RoutingKey = queue
+	m := newMessage(swapTopics, rm.topic, min(rm.qos, qos), &rm.app, rm.payload, h)
+	m.RoutingKey = queue // to the queue through the default exchange: no topic mapping
 	if rm.expiresAt > 0 {
 		ms := max((rm.expiresAt-now)/1e6, 1)
 		m.Properties.Flags |= router.HasExpiration

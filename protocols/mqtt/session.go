@@ -556,7 +556,7 @@ func (s *session) connect(body []byte) error {
 	cid = s.clientID() // the decoded copy can go
 	s.topics = vh.TopicAccess(u.Name, s.a.cfg.Exchange, cid)
 	if pk.will() {
-		if err := s.topics.Check(topicToKey(pk.willTopic), false); err != nil {
+		if err := s.topics.Check(s.a.topics.key(pk.willTopic), false); err != nil {
 			// As Mosquitto does: a will that could not be published refuses
 			// the connection, rather than being dropped when it is due.
 			rc, reason := s.refusal(err, "will", pk.willTopic)
@@ -755,8 +755,8 @@ func (s *session) adoptBindings() {
 		if b.Queue == nil || b.Queue.Name != s.queue {
 			continue
 		}
-		f := keyToFilter(b.Key)
-		if sb, ok := newSubscription(f, 1, 0); ok && !sb.shared() {
+		f := s.a.topics.filter(b.Key)
+		if sb, ok := newSubscription(s.a.topics, f, 1, 0); ok && !sb.shared() {
 			s.st.subs.put(sb)
 		}
 	}
@@ -831,7 +831,7 @@ func (s *session) message(topic string, qos byte, retain bool, ap *appProps, bod
 	} else {
 		h = buildHeaders(qos, retain, cid, ap)
 	}
-	return newMessage(topic, qos, ap, body, h)
+	return newMessage(s.a.topics, topic, qos, ap, body, h)
 }
 
 func (s *session) publish(pk *publishPkt) error {

@@ -209,12 +209,12 @@ func parseShared(filter string) (group, topic string, ok, valid bool) {
 	return group, topic, true, valid
 }
 
-func newSubscription(filter string, opts byte, id int) (*subscription, bool) {
+func newSubscription(tm topicMode, filter string, opts byte, id int) (*subscription, bool) {
 	group, topic, shared, valid := parseShared(filter)
 	if !valid || !validFilter(topic) {
 		return nil, false
 	}
-	sb := &subscription{filter: filter, key: topicToKey(topic), off: uint32(len(filter) - len(topic)),
+	sb := &subscription{filter: filter, key: tm.key(topic), off: uint32(len(filter) - len(topic)),
 		qos: min(opts&3, 2), noLocal: opts&4 != 0, rap: opts&8 != 0, id: int32(id)}
 	if shared {
 		sb.queue = sharedQueue(group, topic)
@@ -248,7 +248,7 @@ func encodeState(st *sessState) []byte {
 	return b
 }
 
-func decodeState(st *sessState, val []byte) bool {
+func decodeState(tm topicMode, st *sessState, val []byte) bool {
 	r := reader{b: val}
 	if r.byte() != stateVersion {
 		return false
@@ -257,7 +257,7 @@ func decodeState(st *sessState, val []byte) bool {
 	n := int(r.u16())
 	for i := 0; i < n && !r.bad; i++ {
 		f, o, id := r.str(), r.byte(), int(r.u32())
-		if sb, ok := newSubscription(f, o, id); ok && !r.bad {
+		if sb, ok := newSubscription(tm, f, o, id); ok && !r.bad {
 			st.subs.put(sb)
 		}
 	}
@@ -452,7 +452,7 @@ func (a *Adapter) recover() {
 			ok := false
 			switch tail := rest[i+1:]; {
 			case tail[0] == 's' && len(tail) == 1:
-				ok = decodeState(st, val)
+				ok = decodeState(a.topics, st, val)
 			case tail[0] == 'p' && len(tail) == 3:
 				var rec out2Rec
 				if rec, ok = decodeOut2(val); ok {

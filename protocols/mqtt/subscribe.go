@@ -114,7 +114,7 @@ func (s *session) subscribe(id uint16, fs []filter, p *props) error {
 	}
 	changed := false
 	for i, f := range fs {
-		sb, ok := newSubscription(f.topic, f.opts, p.subID)
+		sb, ok := newSubscription(s.a.topics, f.topic, f.opts, p.subID)
 		switch {
 		case !ok:
 			o.codes[i] = rcUnspecified
