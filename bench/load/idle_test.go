@@ -190,6 +190,7 @@ func TestRunIdle(t *testing.T) {
 
 func TestRunIdleNoticesClosedConnection(t *testing.T) {
 	sc, _ := Lookup("mqtt-idle")
+	sc.Subscribe = true // the fake closes the 5th connection after its SUBACK
 	f := newFakeMQTT(t, 5)
 	tg := Target{Broker: "fake", MQTT: f.ln.Addr().String(), PIDs: []int{os.Getpid()}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
