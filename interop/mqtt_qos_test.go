@@ -228,8 +228,6 @@ func TestMQTTQoS2Resent(t *testing.T) {
 		r5.send(&pk5.Pubrel{PacketID: 9, Properties: &pk5.Properties{}})
 		wantAck5(t, r5, pk5.PUBCOMP, 9)
 		n5 := count(t, "again 5")
-		t.Skipf("broker bug: inbound QoS 2 packet ids (session.qos2) belong to the connection, not to the persistent session: "+
-			"a PUBLISH resent with DUP after a reconnect was routed %d times (3.1.1) and %d times (5.0)", n3, n5)
 		if n3 != 1 || n5 != 1 {
 			t.Errorf("a QoS 2 PUBLISH resent after a reconnect was routed %d times (3.1.1) and %d times (5.0), want once", n3, n5)
 		}
@@ -250,8 +248,6 @@ func TestMQTTQoS2Resent(t *testing.T) {
 		if n := count(t, "rel 5"); n != 1 {
 			t.Errorf("routed %d times", n)
 		}
-		t.Skipf("broker bug: inbound QoS 2 packet ids (session.qos2) belong to the connection, not to the persistent session: "+
-			"a PUBREL after a reconnect got %v", comp)
 		if c, ok := comp.Content.(*pk5.Pubcomp); !ok || c.PacketID != 11 || c.ReasonCode != 0 {
 			t.Fatalf("got %v, want PUBCOMP 11 with reason 0: the id is known", comp)
 		}

@@ -220,9 +220,6 @@ func TestMQTTSessionExpiryShortened(t *testing.T) {
 	for l := range lost {
 		bad = append(bad, l)
 	}
-	t.Skipf("broker bug: resume() shortens the session queue's x-expires (Queue.SetExpires) before the session "+
-		"consumes from it, and SetExpires counts from the queue's last use, so the expiry timer fires at once and "+
-		"deletes the queue being resumed (%d of %d sessions this run: %v)", len(bad), n, bad)
 	if len(bad) > 0 {
 		t.Fatalf("%d of %d resumed sessions lost: %v", len(bad), n, bad)
 	}
@@ -484,8 +481,6 @@ func TestMQTTMemoryAlarm(t *testing.T) {
 	if !got["held 5"] || !got["held 3"] {
 		t.Fatalf("got %v after the alarm cleared", got)
 	}
-	t.Skipf("broker bug: the MQTT adapter ignores the router's resource alarms (nothing in protocols/mqtt calls "+
-		"Router.Alarms or WatchAlarms): QoS 1 publishes acknowledged while the memory alarm was raised: %v", early)
 	if len(early) > 0 {
 		t.Fatalf("%v publishers acknowledged while the memory alarm was raised", early)
 	}

@@ -312,6 +312,7 @@ func decodeConnect(b []byte) (c connectPkt, ok bool) {
 type publishPkt struct {
 	qos     byte
 	retain  bool
+	dup     bool
 	topic   string
 	id      uint16
 	props   props
@@ -322,6 +323,7 @@ func decodePublish(first byte, b []byte, v5 bool) (p publishPkt, ok bool) {
 	r := reader{b: b}
 	p.qos = first >> 1 & 3
 	p.retain = first&1 != 0
+	p.dup = first&8 != 0
 	p.topic = r.str()
 	if p.qos > 0 {
 		p.id = r.u16()

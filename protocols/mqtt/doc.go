@@ -32,9 +32,11 @@
 // new connection's CONNACK waits until the old one has closed; 5.0:
 // DISCONNECT 0x8E), QoS 0, 1 and 2 both ways (PUBACK and PUBREC only after
 // the router's commit; outbound QoS is the lower of the publish's and the
-// subscription's; outbound QoS 2 in flight survives reconnects and
-// restarts of persistent sessions), the window (Config.MaxInflight or the
-// 5.0 Receive Maximum); retained messages (retain.go: stored per vhost,
+// subscription's; QoS 2 in flight both ways, outbound messages and
+// inbound packet ids awaiting their PUBREL, survives reconnects, restarts
+// and crashes of persistent sessions), the window (Config.MaxInflight or
+// the 5.0 Receive Maximum); publishers held back (input unread from the
+// next PUBLISH on) while a router resource alarm is raised; retained messages (retain.go: stored per vhost,
 // sent on subscribe to exact and wildcard filters, bounded by
 // Config.RetainedMaxMessages and RetainedMaxBytes); wills with the 5.0
 // Will Delay Interval and will properties (will.go); 5.0 message expiry

@@ -232,3 +232,39 @@ func TestSessionExpiryChangeRestart(t *testing.T) {
 		t.Fatalf("after the adapter's recovery: queue expires after %v, want 600s", got)
 	}
 }
+
+// Resuming a session with a shorter Session Expiry Interval than the time
+// it has been unused does not expire it: the new interval is set once the
+// session consumes its queue, and counts from when the connection ends.
+func TestSessionExpiryShortenedOnResume(t *testing.T) {
+	clk := &clock{now: time.Unix(1_000_000, 0)}
+	for i := range 20 {
+		h := newHarness(t, Config{Now: clk.Now})
+		h.connectPersistent(5, "s", 3600)
+		h.subscribe(1, 1, "x")
+		h.close()
+		pub := h.peer()
+		pub.connectOK(5, "p")
+		pub.publish("x", 1, 1, "kept")
+		pub.expect(tPuback)
+		clk.add(100 * time.Second)
+
+		again := h.peer()
+		if ack := again.connectPersistent(5, "s", 10); !ack.SessionPresent {
+			t.Fatalf("run %d: session not present", i)
+		}
+		if m := again.expect(tPublish); string(m.Payload) != "kept" {
+			t.Fatalf("run %d: got %+v", i, m)
+		} else {
+			again.ack(tPuback, m.PacketID)
+		}
+		again.quiet()
+		q := h.rt.VHost("/").Queue(sessionQueue("s"))
+		if q == nil {
+			t.Fatalf("run %d: the resumed session's queue was deleted", i)
+		}
+		if q.Expires() != 10*time.Second {
+			t.Fatalf("run %d: x-expires %v, want 10s", i, q.Expires())
+		}
+	}
+}

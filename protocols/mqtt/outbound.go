@@ -232,13 +232,25 @@ func (s *session) appendPubProps(b []byte, d *router.Delivery, mi *msgInfo, ids 
 // assignPID gives a QoS 1 or 2 delivery its packet id. A message a
 // persistent session had in flight at QoS 2 before it reconnected gets
 // its old id back (dup); one whose PUBREC came already is not sent again
-// (send false).
+// (send false): the delivery waits for the PUBCOMP, or is settled at once
+// if that came first.
 func (s *session) assignPID(d *router.Delivery, qos byte) (pid uint16, dup, send bool) {
 	if qos == 2 && s.x != nil && len(s.x.resend) > 0 {
-		if pid, ok := s.x.resend[resendKey{d.Queue.Name, d.Seq}]; ok {
-			delete(s.x.resend, resendKey{d.Queue.Name, d.Seq})
-			e := s.pids[pid]
+		k := resendKey{d.Queue.Name, d.Seq}
+		if pid, ok := s.x.resend[k]; ok {
+			delete(s.x.resend, k)
+			e, ok := s.pids[pid]
+			if pid == 0 || !ok {
+				s.drop(d) // completed before the queue delivered it again
+				return 0, false, false
+			}
 			e.tag = d.Tag
+			if e.counted {
+				// The router counts it in the window now.
+				e.counted = false
+				s.relPending--
+				s.ch.SetPrefetch(s.prefetch())
+			}
 			s.pids[pid] = e
 			return pid, true, !e.released
 		}
@@ -260,10 +272,14 @@ func (s *session) assignPID(d *router.Delivery, qos byte) (pid uint16, dup, send
 
 // dropStale forgets restored QoS 2 ids of queue below seq: the queue
 // delivers in seq order, so their messages are gone (expired, deleted).
+// A released one keeps its id until its PUBCOMP.
 func (s *session) dropStale(queue string, seq storage.SeqNum) {
 	for k, pid := range s.x.resend {
 		if k.queue == queue && k.seq < seq {
 			delete(s.x.resend, k)
+			if e, ok := s.pids[pid]; pid == 0 || !ok || e.released {
+				continue
+			}
 			delete(s.pids, pid)
 			s.delOut2(pid)
 		}
@@ -361,7 +377,13 @@ func (s *session) pubcomp(id uint16) {
 		}
 	}
 	if e.queue != "" && s.x != nil {
-		delete(s.x.resend, resendKey{e.queue, e.seq})
+		k := resendKey{e.queue, e.seq}
+		if _, ok := s.x.resend[k]; ok {
+			// Not delivered again (yet): should the queue still hold it
+			// (a crash lost Closed's acknowledgement), it is dropped when
+			// it comes, not sent.
+			s.x.resend[k] = 0
+		}
 	}
 	s.delOut2(id)
 }

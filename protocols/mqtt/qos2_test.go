@@ -1,11 +1,13 @@
 package mqtt
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/junction-broker/junction/router"
+	"github.com/junction-broker/junction/storage"
 )
 
 // connectPersistent connects with a session that outlives the connection:
@@ -209,5 +211,219 @@ func TestReceiveMaximumEnforced(t *testing.T) {
 	h.publish("rm", 2, receiveMaximum+1, "x")
 	if d := h.expect(tDisconnect); d.ReasonCode != rcReceiveMaxExceeded {
 		t.Fatalf("DISCONNECT %+v", d)
+	}
+}
+
+// in2Records returns the inbound QoS 2 ids stored for client cid.
+func in2Records(t testing.TB, h *harness, cid string) []uint16 {
+	t.Helper()
+	prefix := h.a.stateKey(cid, 'i', 0)
+	prefix = prefix[:len(prefix)-2]
+	var ids []uint16
+	err := h.store.ScanMeta(storage.KindSession, func(key, _ []byte) error {
+		if len(key) == len(prefix)+2 && string(key[:len(prefix)]) == string(prefix) {
+			ids = append(ids, uint16(key[len(prefix)])<<8|uint16(key[len(prefix)+1]))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// Inbound QoS 2 packet ids belong to a persistent session, not to its
+// connection (MQTT 3.1.1 §4.3.3, 5.0 §4.3.3): a PUBLISH resent with DUP
+// after a reconnect or a broker restart is acknowledged, not routed again,
+// and its PUBREL gets PUBCOMP 0x00; the id is forgotten with the PUBREL.
+func TestQoS2InboundResume(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		for _, v := range []byte{4, 5} {
+			for _, resend := range []bool{true, false} {
+				name := fmt.Sprintf("restart %v v%d resend %v", restart, v, resend)
+				h := newHarness(t, Config{})
+				vh := h.rt.VHost("/")
+				if _, err := vh.DeclareQueue("in2", router.QueueOptions{Durable: true}, false, 0, nil); err != nil {
+					t.Fatal(err)
+				}
+				if err := vh.BindQueue("in2", "amq.topic", "in", nil, 0, nil); err != nil {
+					t.Fatal(err)
+				}
+				h.connectPersistent(v, "c", 3600)
+				h.publish("in", 2, 9, "once")
+				if r := h.expect(tPubrec); r.PacketID != 9 || r.ReasonCode >= 0x80 {
+					t.Fatalf("%s: PUBREC %+v", name, r)
+				}
+				if ids := in2Records(t, h, "c"); len(ids) != 1 || ids[0] != 9 {
+					t.Fatalf("%s: stored ids %v, want [9]", name, ids)
+				}
+				h.close()
+
+				again := h.peer()
+				if restart {
+					rt, err := router.New(router.Config{Store: h.store})
+					if err != nil {
+						t.Fatal(err)
+					}
+					again = openHarness(t, New(Config{Router: rt, Store: h.store}), h.store)
+				}
+				if ack := again.connectPersistent(v, "c", 3600); !ack.SessionPresent {
+					t.Fatalf("%s: session not present", name)
+				}
+				if resend {
+					pk := &packets.Packet{FixedHeader: packets.FixedHeader{Type: tPublish, Qos: 2, Dup: true}, TopicName: "in", PacketID: 9, Payload: []byte("once")}
+					again.send(again.encode(pk))
+					if r := again.expect(tPubrec); r.PacketID != 9 || r.ReasonCode >= 0x80 {
+						t.Fatalf("%s: PUBREC %+v", name, r)
+					}
+				}
+				again.ack(tPubrel, 9)
+				if c := again.expect(tPubcomp); c.PacketID != 9 || c.ReasonCode != 0 {
+					t.Fatalf("%s: PUBCOMP %+v, want 9 with 0x00", name, c)
+				}
+				if n, _ := again.rt.VHost("/").Queue("in2").Counts(); n != 1 {
+					t.Fatalf("%s: routed %d times, want once", name, n)
+				}
+				if len(again.s.st.in2) != 0 || len(in2Records(t, again, "c")) != 0 {
+					t.Fatalf("%s: id kept after PUBREL: %v, stored %v", name, again.s.st.in2, in2Records(t, again, "c"))
+				}
+				// The id is free again: a new PUBLISH with it is routed.
+				again.publish("in", 2, 9, "twice")
+				again.expect(tPubrec)
+				again.ack(tPubrel, 9)
+				again.expect(tPubcomp)
+				if n, _ := again.rt.VHost("/").Queue("in2").Counts(); n != 2 {
+					t.Fatalf("%s: %d routed, want 2", name, n)
+				}
+			}
+		}
+	}
+}
+
+// A session that ends with its connection keeps no inbound QoS 2 ids:
+// the next connection's PUBREL of one is unknown (MQTT 5: 0x92).
+func TestQoS2InboundCleanSession(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.connectOK(5, "c")
+	h.publish("in", 2, 9, "x")
+	h.expect(tPubrec)
+	h.close()
+	again := h.peer()
+	again.connectOK(5, "c")
+	again.ack(tPubrel, 9)
+	if c := again.expect(tPubcomp); c.ReasonCode != rcPacketIDNotFound {
+		t.Fatalf("PUBCOMP %+v, want 0x92", c)
+	}
+	if ids := in2Records(t, again, "c"); len(ids) != 0 {
+		t.Fatalf("stored ids %v", ids)
+	}
+}
+
+// A crash can lose the acknowledgement that takes a released outbound
+// QoS 2 message (PUBREC came, PUBREL sent) off its queue, so the queue
+// delivers it again after the restart: the session resends only the
+// PUBREL, never a second PUBLISH, and settles the delivery with the
+// PUBCOMP.
+func TestQoS2OutboundReleasedAfterCrash(t *testing.T) {
+	for _, v := range []byte{4, 5} {
+		sub := newHarness(t, Config{})
+		sub.connectPersistent(v, "s", 3600)
+		sub.subscribe(1, 2, "t")
+		pub := sub.peer()
+		pub.connectOK(4, "p")
+		pub.publish("t", 2, 1, "m1")
+		pub.expect(tPubrec)
+		pub.ack(tPubrel, 1)
+		pub.expect(tPubcomp)
+		m := sub.expect(tPublish)
+		if m.FixedHeader.Qos != 2 {
+			t.Fatalf("v%d: %+v", v, m)
+		}
+		sub.ack(tPubrec, m.PacketID)
+		sub.expect(tPubrel)
+		sub.closed = true // a crash: Closed never runs, the message stays unacknowledged
+
+		rt, err := router.New(router.Config{Store: sub.store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again := openHarness(t, New(Config{Router: rt, Store: sub.store}), sub.store)
+		if ack := again.connectPersistent(v, "s", 3600); !ack.SessionPresent {
+			t.Fatalf("v%d: session not present", v)
+		}
+		if r := again.expect(tPubrel); r.PacketID != m.PacketID {
+			t.Fatalf("v%d: PUBREL %+v, want id %d", v, r, m.PacketID)
+		}
+		again.quiet() // no second PUBLISH of m1
+		q := rt.VHost("/").Queue(again.s.queue)
+		if n, _ := q.Counts(); n+q.Unacked() != 1 {
+			t.Fatalf("v%d: %d ready, %d unacked: m1 not redelivered by the queue", v, n, q.Unacked())
+		}
+		if again.s.relPending != 0 {
+			t.Fatalf("v%d: relPending %d with the delivery attached", v, again.s.relPending)
+		}
+		again.ack(tPubcomp, m.PacketID)
+		if n, _ := q.Counts(); n != 0 || q.Unacked() != 0 || len(again.s.st.out2) != 0 || len(again.s.pids) != 0 {
+			t.Fatalf("v%d: after PUBCOMP %d ready, %d unacked, %d in flight", v, n, q.Unacked(), len(again.s.st.out2))
+		}
+	}
+}
+
+// The PUBCOMP of a restored released message can come before the queue
+// delivers the message again; the delivery is then settled, not sent.
+func TestQoS2OutboundCompletedBeforeRedelivery(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.connectPersistent(4, "s", 0)
+	h.s.more().resend = map[resendKey]uint16{}
+	h.s.setPID(7, outMsg{qos: 2, released: true, queue: h.s.queue, seq: 42})
+	h.s.x.resend[resendKey{h.s.queue, 42}] = 7
+	h.s.pubcomp(7)
+	if pid, ok := h.s.x.resend[resendKey{h.s.queue, 42}]; !ok || pid != 0 {
+		t.Fatalf("resend %v: the completed message is not remembered", h.s.x.resend)
+	}
+	h.s.channel()
+	d := router.Delivery{Queue: h.s.vhost.Queue(h.s.queue), Seq: 42}
+	if _, _, send := h.s.assignPID(&d, 2); send {
+		t.Fatal("a completed message sent again")
+	}
+	if len(h.s.x.resend) != 0 || len(h.s.pids) != 0 {
+		t.Fatalf("resend %v, pids %v", h.s.x.resend, h.s.pids)
+	}
+}
+
+// An inbound QoS 2 id read from the store may be stale: a crash can lose
+// the unsynced delete of its PUBREL while the client has reused the id. A
+// PUBLISH without DUP under it is a new message, routed; only a resend
+// (DUP) is acknowledged without routing.
+func TestQoS2InboundStoredIDNeedsDup(t *testing.T) {
+	h := newHarness(t, Config{})
+	vh := h.rt.VHost("/")
+	if _, err := vh.DeclareQueue("in2", router.QueueOptions{Durable: true}, false, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := vh.BindQueue("in2", "amq.topic", "in", nil, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.connectPersistent(5, "c", 3600)
+	h.publish("in", 2, 9, "old")
+	h.expect(tPubrec)
+	h.close() // as if the PUBREL's delete were lost in a crash
+
+	rt, err := router.New(router.Config{Store: h.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := openHarness(t, New(Config{Router: rt, Store: h.store}), h.store)
+	again.connectPersistent(5, "c", 3600)
+	again.publish("in", 2, 9, "new") // no DUP
+	again.expect(tPubrec)
+	again.publish("in", 2, 9, "new") // now this connection's id: a resend either way
+	again.expect(tPubrec)
+	again.ack(tPubrel, 9)
+	if c := again.expect(tPubcomp); c.ReasonCode != 0 {
+		t.Fatalf("PUBCOMP %+v", c)
+	}
+	if n, _ := rt.VHost("/").Queue("in2").Counts(); n != 2 {
+		t.Fatalf("%d routed, want 2: the new message under a stored id was dropped", n)
 	}
 }

@@ -81,6 +81,7 @@ const (
 	evCancelled
 	evTakeover
 	evResume
+	evAlarm // the resource alarms cleared: the wake re-offers held input
 )
 
 // event is a result posted to the loop from router callbacks.
@@ -157,7 +158,6 @@ type session struct {
 	will     *willMsg    // published if the connection ends without DISCONNECT
 	st       *sessState
 	pids     map[uint16]outMsg // outbound QoS 1 and 2 packet ids; nil until the first
-	qos2     map[uint16]bool   // inbound QoS 2 ids between PUBLISH and PUBREL; nil until the first
 	ops      []*op
 
 	out, prev []byte
@@ -188,6 +188,7 @@ type session struct {
 	stored      bool  // st is in the adapter's states (and maybe the store)
 	problemInfo bool  // MQTT 5 Request Problem Information
 	blocked     bool  // Feed stopped taking packets: too many pending ops
+	held        bool  // Feed stopped before a PUBLISH: a resource alarm is raised
 	warned      bool  // retained quota warning logged
 	recv        bool  // input since the last Tick
 	quiet       uint8 // Ticks since the last events or output; see trim
@@ -202,7 +203,7 @@ type rare struct {
 	log        *slog.Logger                // the connection's logger; see logger
 	sharedQ    map[string]*subscription    // shared subscriptions by queue
 	sharedCons map[string]*router.Consumer // their consumers by queue
-	resend     map[resendKey]uint16        // restored QoS 2 ids by message
+	resend     map[resendKey]uint16        // restored QoS 2 ids by message; 0: completed, drop a redelivery
 	outAliases map[string]uint16           // outbound topic aliases by routing key
 	aliases    []string                    // inbound topic aliases, [1, TopicAliasMax]
 	pbuf       []byte                      // PUBLISH properties scratch
@@ -313,6 +314,9 @@ func (s *session) Feed(in []byte) (int, error) {
 				break
 			}
 		}
+		if s.state == stConnected && in[n]>>4 == tPublish && s.holdPublish() {
+			break
+		}
 		if s.state == stConnect && in[n] != tConnect<<4 {
 			// [MQTT-3.1.0-1]: the first packet is CONNECT. One byte tells;
 			// waiting for the rest of, say, an HTTP request that reads as a
@@ -345,6 +349,38 @@ func (s *session) Feed(in []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// holdPublish reports whether a PUBLISH must wait for the router's
+// resource alarms to clear. Until then the connection's input stays
+// unread (up to the transport's inbound limit), so no PUBACK or PUBREC
+// goes out and a client stops at its Receive Maximum, as RabbitMQ holds
+// MQTT publishers back under its memory and disk alarms; deliveries to
+// the connection go on. Holding is checked at every PUBLISH, not pushed
+// to every connection, so connections that never publish cost nothing.
+func (s *session) holdPublish() bool {
+	rt := s.a.cfg.Router
+	a := rt.Alarms()
+	if a != 0 {
+		s.a.hold(s)
+		// Cleared between the two loads: the watcher may have run before
+		// s was listed, so s goes on by itself.
+		if a = rt.Alarms(); a == 0 {
+			s.a.unhold(s)
+		}
+	}
+	if a == 0 {
+		if s.held {
+			s.held = false
+			s.logger().Info("publisher resumed: resource alarms cleared")
+		}
+		return false
+	}
+	if !s.held {
+		s.held = true
+		s.logger().Info("publisher held back by a resource alarm", "alarm", a.String())
+	}
+	return true
 }
 
 // packet handles one complete packet; body is owned by the session.
@@ -385,10 +421,10 @@ func (s *session) packet(first byte, body []byte) error {
 			return malformed("PUBREL")
 		}
 		o := &op{kind: opPubcomp, id: id}
-		if !s.qos2[id] {
+		if !s.st.hasIn2(id) {
 			o.rc = rcPacketIDNotFound // MQTT 5 only
 		}
-		delete(s.qos2, id)
+		s.delIn2(id)
 		s.ops = append(s.ops, o)
 	case tSubscribe:
 		var p props
@@ -643,11 +679,6 @@ func (s *session) resume(pk *connectPkt) error {
 	}
 	present := q != nil
 	reExpire := present && s.persistent && q.Expires() != expiryDuration(s.expiry)
-	if reExpire {
-		// The CONNECT's interval is the session's from now on (MQTT 5
-		// §3.1.2.11.2); RabbitMQ updates the queue's x-expires likewise.
-		q.SetExpires(expiryDuration(s.expiry))
-	}
 	if v5 && s.expiry != s.reqExpiry {
 		props = append(props, 0x11, byte(s.expiry>>24), byte(s.expiry>>16), byte(s.expiry>>8), byte(s.expiry))
 	}
@@ -669,6 +700,14 @@ func (s *session) resume(pk *connectPkt) error {
 		if err := s.ensureQueue(); err != nil {
 			return s.refuse(v5, 0x03, rcImplementation, err.Error())
 		}
+	}
+	if reExpire {
+		// The CONNECT's interval is the session's from now on (MQTT 5
+		// §3.1.2.11.2); RabbitMQ updates the queue's x-expires likewise.
+		// Only now that the session consumes its queue: SetExpires counts
+		// from the queue's last use, so a shorter interval set on an
+		// unused queue could expire the session being resumed at once.
+		q.SetExpires(expiryDuration(s.expiry))
 	}
 	if present && st.subs.len() == 0 {
 		s.adoptBindings()
@@ -732,8 +771,12 @@ func (s *session) restore() {
 		s.setPID(pid, e)
 		if rec.released {
 			s.relPending++
-			continue
 		}
+		// A released message is normally gone from its queue (Closed
+		// acknowledged it), but after a crash that acknowledgement may be
+		// lost and the queue delivers it again: assignPID then ties the
+		// delivery to the id, so it is settled with the PUBCOMP instead of
+		// being sent as a new PUBLISH.
 		x := s.more()
 		if x.resend == nil {
 			x.resend = make(map[resendKey]uint16)
@@ -861,7 +904,7 @@ func (s *session) publish(pk *publishPkt) error {
 	}
 	qos := pk.qos
 	var o *op
-	if qos > 0 && len(s.qos2)+int(s.inQoS1) >= receiveMaximum && !(qos == 2 && s.qos2[pk.id]) {
+	if qos > 0 && len(s.st.in2)+int(s.inQoS1) >= receiveMaximum && !(qos == 2 && s.st.hasIn2(pk.id)) {
 		// More unacknowledged QoS 1 and 2 publishes than the Receive
 		// Maximum we announced (MQTT 5 §3.3.4): for 3.1.1 the same bound
 		// keeps a client from growing our state without end.
@@ -874,16 +917,17 @@ func (s *session) publish(pk *publishPkt) error {
 		o = &op{kind: opPuback, id: pk.id}
 		if qos == 2 {
 			o.kind = opPubrec
-			if s.qos2[pk.id] {
-				// A resent PUBLISH whose PUBREL has not come yet: the message
-				// is already routed; acknowledge again without publishing.
+			if loaded, ok := s.st.in2[pk.id]; ok && (pk.dup || !loaded) {
+				// A resent PUBLISH whose PUBREL has not come yet, on this
+				// connection or, for a persistent session, an earlier one:
+				// the message is already routed; acknowledge again without
+				// publishing ([MQTT-4.3.3-9] / 3.1.1 §4.3.3 method B). An
+				// id read from the store may be one whose PUBREL's delete
+				// a crash lost: only a DUP PUBLISH is a resend for it.
 				s.ops = append(s.ops, o)
 				return nil
 			}
-			if s.qos2 == nil {
-				s.qos2 = make(map[uint16]bool)
-			}
-			s.qos2[pk.id] = true
+			s.st.putIn2(pk.id, false)
 		}
 		s.ops = append(s.ops, o)
 	}
@@ -900,6 +944,11 @@ func (s *session) publish(pk *publishPkt) error {
 			}
 			return nil
 		}
+	}
+	if qos == 2 && s.persistent && s.stored {
+		// Before the message's own commit, so that it is durable when
+		// that commit is (see the 'i' record in state.go).
+		s.a.commit([]storage.Op{storage.PutMeta(storage.KindSession, s.a.stateKey(s.clientID(), 'i', pk.id), storage.Bytes(in2Record))}, false, nil)
 	}
 	if retain {
 		rm := &retainedMsg{topic: topic, qos: qos, app: pk.props.app, payload: pk.payload}
@@ -943,6 +992,21 @@ func (s *session) publish(pk *publishPkt) error {
 		o.noMatch = !routed
 	}
 	return nil
+}
+
+// in2Record is the value of an inbound QoS 2 id's record; see state.go.
+var in2Record = []byte{stateVersion}
+
+// delIn2 forgets inbound QoS 2 packet id pid: its PUBREL came, or its
+// PUBREC refused the message (nothing routed, the client may reuse the id).
+func (s *session) delIn2(pid uint16) {
+	if !s.st.hasIn2(pid) {
+		return
+	}
+	delete(s.st.in2, pid)
+	if s.persistent && s.stored {
+		s.a.commit([]storage.Op{storage.DeleteMeta(storage.KindSession, s.a.stateKey(s.clientID(), 'i', pid))}, false, nil)
+	}
 }
 
 // Output implements protocols.Session.
@@ -994,6 +1058,9 @@ func (s *session) process() {
 				s.state = stClosed
 				s.conn.Close(errTakenOver)
 			}
+		case evAlarm:
+			// Nothing to do: the wake that brought the event re-offers the
+			// held input to Feed, which looks at the alarms again.
 		case evResume:
 			if s.state == stWaiting {
 				pk := s.pk
@@ -1041,6 +1108,9 @@ func (s *session) flushOps() {
 			switch {
 			case o.err != nil:
 				s.logger().Warn("publish failed", "id", o.id, "err", o.err)
+				if o.kind == opPubrec {
+					s.delIn2(o.id) // not routed: a resend must be
+				}
 				if !s.v5 {
 					// MQTT 3.1.1 has no negative acknowledgement.
 					s.state = stClosed
@@ -1057,7 +1127,7 @@ func (s *session) flushOps() {
 			if o.kind == opPubrec {
 				first = tPubrec << 4
 				if rc >= 0x80 {
-					delete(s.qos2, o.id)
+					s.delIn2(o.id)
 				}
 			}
 			if s.v5 && s.problemInfo && reason != "" {
@@ -1136,8 +1206,8 @@ func (s *session) trim() {
 	if len(s.pids) == 0 {
 		s.pids = nil
 	}
-	if len(s.qos2) == 0 {
-		s.qos2 = nil
+	if len(s.st.in2) == 0 {
+		s.st.in2 = nil
 	}
 	s.mu.Lock()
 	if len(s.inbox) == 0 {
@@ -1168,7 +1238,9 @@ func (s *session) Tick(now time.Time) error {
 			return nil
 		}
 		keepalive := time.Duration(s.keepalive) * time.Second
-		if s.recv || s.tickAt.IsZero() {
+		// A connection held back by a resource alarm has its PINGREQs
+		// unread behind the PUBLISH: the broker, not the client, is silent.
+		if s.recv || s.held || s.tickAt.IsZero() {
 			s.tickAt, s.recv = now, false
 		} else if now.Sub(s.tickAt) > keepalive*3/2 {
 			s.logger().Info("keepalive timeout", "keepalive", keepalive)
@@ -1217,12 +1289,24 @@ func (s *session) Closed(err error) {
 	s.mu.Unlock()
 	s.work = nil
 	s.state = stClosed
+	if s.held {
+		s.a.unhold(s)
+	}
 	if s.holding {
 		// A released QoS 2 message is the client's: only its PUBREL is
 		// left to do, so it leaves its queue instead of being requeued.
 		for _, e := range s.pids {
 			if e.released && e.tag != 0 {
 				_ = s.ch.Ack(e.tag, false)
+			}
+		}
+		// An inbound QoS 2 message known not to be routed (refused, or
+		// its commit failed) before its PUBREC went out must be taken
+		// again when the client resends it. One whose commit is still
+		// under way keeps its id: it was most likely routed.
+		for _, o := range s.ops {
+			if o.kind == opPubrec && o.waiting <= 0 && (o.err != nil || o.rc >= 0x80) {
+				s.delIn2(o.id)
 			}
 		}
 	}

@@ -20,6 +20,8 @@ import (
 //	       (str filter, u8 options, u32 subscription id)...
 //	key:   u16 len(vhost) | vhost | client id | 0x00 | 'p' | u16 packet id
 //	value: u8 version (1) | u8 released | str queue | u64 seq
+//	key:   u16 len(vhost) | vhost | client id | 0x00 | 'i' | u16 packet id
+//	value: u8 version (1)
 //
 // The first is the session's subscriptions (the bindings are the router's;
 // options, identifiers and shared groups are ours), written with sync
@@ -30,6 +32,16 @@ import (
 // reconnecting client gets the same packet id with DUP, or the PUBREL,
 // exactly once across reconnects and clean restarts; after a crash the
 // last unsynced changes may be lost, which can only repeat a delivery.
+// The third is an inbound QoS 2 packet id between PUBLISH and PUBREL
+// (MQTT 3.1.1 §4.3.3, 5.0 §4.3.3 method B): a PUBLISH resent with it is
+// acknowledged again, not routed again, and its PUBREL gets PUBCOMP 0x00.
+// It is committed without sync before the message is routed; the store
+// applies Commits in order and a synced one makes the earlier ones durable,
+// so once the message's synced commit is done (the PUBREC waits for it)
+// the id is on disk too. It is deleted without sync at the PUBREL. A
+// crash can lose that delete and bring the id back, while the client has
+// reused it: so an id read from the store catches only a PUBLISH with DUP
+// (a resend, [MQTT-3.3.1-1]); one without is a new message, routed.
 //
 // The session's queue (mqtt-subscription-<client id>qos1) decides whether
 // the session exists: a state whose queue is gone (x-expires deleted it)
@@ -85,16 +97,32 @@ type out2Rec struct {
 	released bool
 }
 
-// sessState is a session's subscriptions and, for persistent sessions,
-// its outbound QoS 2 messages in flight. Only the session holding it (see
-// Adapter.register) touches it.
+// sessState is a session's subscriptions, its inbound QoS 2 packet ids
+// awaiting their PUBREL and, for persistent sessions, its outbound QoS 2
+// messages in flight. Only the session holding it (see Adapter.register)
+// touches it.
 type sessState struct {
 	expiry uint32 // persistent sessions: the expiry they were created with
 	subs   subList
 	out2   map[uint16]out2Rec // nil until the first
+	in2    map[uint16]bool    // inbound QoS 2 ids from PUBLISH to PUBREL, true if read from the store; nil until the first
 }
 
 func newState() *sessState { return &sessState{} }
+
+// hasIn2 reports whether inbound QoS 2 packet id pid awaits its PUBREL.
+func (st *sessState) hasIn2(pid uint16) bool {
+	_, ok := st.in2[pid]
+	return ok
+}
+
+// putIn2 records inbound QoS 2 packet id pid; loaded: read from the store.
+func (st *sessState) putIn2(pid uint16, loaded bool) {
+	if st.in2 == nil {
+		st.in2 = make(map[uint16]bool)
+	}
+	st.in2[pid] = loaded
+}
 
 func (st *sessState) putOut2(pid uint16, rec out2Rec) {
 	if st.out2 == nil {
@@ -230,7 +258,7 @@ func (a *Adapter) stateKey(cid string, kind byte, pid uint16) []byte {
 	k = append(k, a.cfg.VHost...)
 	k = append(k, cid...)
 	k = append(k, 0, kind)
-	if kind == 'p' {
+	if kind == 'p' || kind == 'i' {
 		k = binary.BigEndian.AppendUint16(k, pid)
 	}
 	return k
@@ -298,6 +326,9 @@ func (a *Adapter) dropStateOps(cid string, st *sessState) []storage.Op {
 	ops := []storage.Op{storage.DeleteMeta(storage.KindSession, a.stateKey(cid, 's', 0))}
 	for pid := range st.out2 {
 		ops = append(ops, storage.DeleteMeta(storage.KindSession, a.stateKey(cid, 'p', pid)))
+	}
+	for pid := range st.in2 {
+		ops = append(ops, storage.DeleteMeta(storage.KindSession, a.stateKey(cid, 'i', pid)))
 	}
 	return ops
 }
@@ -457,6 +488,10 @@ func (a *Adapter) recover() {
 				var rec out2Rec
 				if rec, ok = decodeOut2(val); ok {
 					st.putOut2(binary.BigEndian.Uint16(tail[1:]), rec)
+				}
+			case tail[0] == 'i' && len(tail) == 3:
+				if ok = len(val) == 1 && val[0] == stateVersion; ok {
+					st.putIn2(binary.BigEndian.Uint16(tail[1:]), true)
 				}
 			}
 			if !ok {

@@ -2,6 +2,7 @@ package stomp
 
 import (
 	"log/slog"
+	"sync"
 
 	"github.com/junction-broker/junction/protocols"
 	"github.com/junction-broker/junction/protocols/stomp/frame"
@@ -34,6 +35,12 @@ type Config struct {
 type Adapter struct {
 	cfg    Config
 	limits frame.Limits
+
+	// heldMu guards held: the sessions that stopped reading before a SEND
+	// under a resource alarm, to wake when it clears. A leaf lock, taken
+	// under the router's alarm lock.
+	heldMu sync.Mutex
+	held   map[*session]struct{}
 }
 
 var _ protocols.Adapter = (*Adapter)(nil)
@@ -45,7 +52,43 @@ func New(cfg Config) *Adapter {
 	}
 	l := frame.Limits{MaxFrameSize: cfg.MaxFrameSize, MaxHeaders: cfg.MaxHeaders, MaxHeaderLine: cfg.MaxHeaderLine}.WithDefaults()
 	cfg.MaxFrameSize, cfg.MaxHeaders, cfg.MaxHeaderLine = l.MaxFrameSize, l.MaxHeaders, l.MaxHeaderLine
-	return &Adapter{cfg: cfg, limits: l}
+	a := &Adapter{cfg: cfg, limits: l}
+	if cfg.Router != nil {
+		cfg.Router.WatchAlarms(a.alarmChanged)
+	}
+	return a
+}
+
+// alarmChanged wakes the held publishers once no resource alarm is
+// raised: the wake offers them their unread input again. It runs under
+// the router's alarm lock and only posts.
+func (a *Adapter) alarmChanged(raised router.Alarm) {
+	if raised != 0 {
+		return
+	}
+	a.heldMu.Lock()
+	defer a.heldMu.Unlock()
+	for s := range a.held {
+		delete(a.held, s)
+		s.post(event{kind: evAlarm})
+	}
+}
+
+// hold lists s to be woken when the resource alarms clear.
+func (a *Adapter) hold(s *session) {
+	a.heldMu.Lock()
+	if a.held == nil {
+		a.held = make(map[*session]struct{})
+	}
+	a.held[s] = struct{}{}
+	a.heldMu.Unlock()
+}
+
+// unhold takes s off the held list.
+func (a *Adapter) unhold(s *session) {
+	a.heldMu.Lock()
+	delete(a.held, s)
+	a.heldMu.Unlock()
 }
 
 // Name implements protocols.Adapter.

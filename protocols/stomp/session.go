@@ -96,6 +96,7 @@ const (
 	evDeliver evKind = iota + 1
 	evCancelled
 	evDone
+	evAlarm // the resource alarms cleared: the wake re-offers held input
 )
 
 // event is a result posted to the loop from router callbacks.
@@ -132,6 +133,7 @@ type session struct {
 	temps   map[string]string // /temp-queue/ name -> queue
 	waiting int               // receipts held back until their commit: Feed pauses
 	paused  bool
+	held    bool // Feed stopped before a SEND: a resource alarm is raised
 
 	cur, prev []byte
 
@@ -205,6 +207,9 @@ func (s *session) Feed(in []byte) (int, error) {
 				break
 			}
 		}
+		if s.state == stConnected && isSend(in[n:]) && s.holdSend() {
+			break
+		}
 		f, k, err := s.parser.Parse(in[n:])
 		if err != nil {
 			var fe *frame.Error
@@ -229,6 +234,44 @@ func (s *session) Feed(in []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// isSend reports whether in starts with a SEND frame's command line. The
+// parser keeps its progress through a frame, but the frame's bytes stay
+// at the front of in until it is complete, so this holds mid-frame too.
+func isSend(in []byte) bool {
+	return len(in) > 4 && string(in[:4]) == "SEND" && (in[4] == '\n' || in[4] == '\r')
+}
+
+// holdSend reports whether a SEND must wait for the router's resource
+// alarms to clear. Until then the connection's input stays unread (up to
+// the transport's inbound limit), so no RECEIPT goes out for it, as
+// RabbitMQ blocks STOMP publishers under its memory and disk alarms;
+// deliveries to the connection go on. Holding is checked at every SEND,
+// so connections that only consume cost nothing.
+func (s *session) holdSend() bool {
+	rt := s.cfg.Router
+	a := rt.Alarms()
+	if a != 0 {
+		s.a.hold(s)
+		// Cleared between the two loads: the watcher may have run before
+		// s was listed, so s goes on by itself.
+		if a = rt.Alarms(); a == 0 {
+			s.a.unhold(s)
+		}
+	}
+	if a == 0 {
+		if s.held {
+			s.held = false
+			s.log.Info("publisher resumed: resource alarms cleared")
+		}
+		return false
+	}
+	if !s.held {
+		s.held = true
+		s.log.Info("publisher held back by a resource alarm", "alarm", a.String())
+	}
+	return true
 }
 
 // errorHeaders builds an ERROR frame.
@@ -1082,6 +1125,9 @@ func (s *session) process(limit int) {
 				s.dropSub(sb)
 				s.log.Info("subscription cancelled by the broker", "id", sb.id, "destination", sb.dest)
 			}
+		case evAlarm:
+			// Nothing to do: the wake that brought the event re-offers the
+			// held input to Feed, which looks at the alarms again.
 		case evDone:
 			if e.counted {
 				s.waiting--
@@ -1231,7 +1277,9 @@ func (s *session) Tick(now time.Time) error {
 		return nil
 	}
 	if s.expectEvery > 0 {
-		if s.recv || s.waiting > 0 || s.lastRecv.IsZero() {
+		// Held back by a resource alarm, the client's heart-beats are
+		// unread behind the SEND: the broker, not the client, is silent.
+		if s.recv || s.waiting > 0 || s.held || s.lastRecv.IsZero() {
 			s.lastRecv, s.recv = now, false
 		} else if now.Sub(s.lastRecv) > 2*s.expectEvery {
 			s.fatal("Heart-beat timeout", "no heart-beat or frame from the client in "+(2*s.expectEvery).String(), "")
@@ -1275,6 +1323,9 @@ func (s *session) Closed(err error) {
 	s.mu.Unlock()
 	s.work, s.head = nil, 0
 	s.state = stClosed
+	if s.held {
+		s.a.unhold(s)
+	}
 	s.release()
 	if s.vhost != nil {
 		s.cfg.Router.OwnerGone(s.owner)
