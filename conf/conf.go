@@ -179,6 +179,9 @@ type MQTT struct {
 	RetainedMaxBytes Size `toml:"retained_max_bytes"`
 	// TopicAliasMaximum is offered to MQTT 5 clients (32); 0 offers none.
 	TopicAliasMaximum int `toml:"topic_alias_maximum"`
+	// MaxQueuedMessages bounds each session's queue (0: no bound of its
+	// own); beyond it the oldest message is dropped.
+	MaxQueuedMessages int `toml:"max_queued_messages"`
 	// MaxKeepAlive caps MQTT 5 clients' keepalive (Server Keep Alive); 0
 	// accepts the client's.
 	MaxKeepAlive time.Duration `toml:"max_keepalive"`

@@ -75,7 +75,7 @@ func TestLoadFile(t *testing.T) {
 		Transport: Transport{EventLoops: 2, TickInterval: 250 * time.Millisecond, MaxInbound: MiB, MaxOutbound: 8 * MiB},
 		AMQP:      AMQP{Listen: "127.0.0.1:5673", FrameMax: 4096, ChannelMax: 16, Heartbeat: 30 * time.Second},
 		MQTT: MQTT{Listen: "", VHost: "devices", Exchange: "mqtt.topic", TopicMode: TopicModeLossless,
-			RetainedMaxMessages: 1000, RetainedMaxBytes: MiB, TopicAliasMaximum: 0, MaxKeepAlive: 5 * time.Minute, RevealRefusals: false},
+			RetainedMaxMessages: 1000, RetainedMaxBytes: MiB, TopicAliasMaximum: 0, MaxQueuedMessages: 500, MaxKeepAlive: 5 * time.Minute, RevealRefusals: false},
 		STOMP: STOMP{Listen: "[::1]:61614", HeartBeat: 0},
 	}
 	if !reflect.DeepEqual(c, want) {

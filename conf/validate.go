@@ -85,6 +85,9 @@ func (c *Config) Validate() error {
 		v.add("mqtt.retained_max_messages", fmt.Sprintf("%d is not between 1 and 100000000", m.RetainedMaxMessages))
 	}
 	v.sizeRange("mqtt.retained_max_bytes", m.RetainedMaxBytes, KiB, 16*GiB)
+	if m.MaxQueuedMessages < 0 {
+		v.add("mqtt.max_queued_messages", fmt.Sprintf("%d is negative", m.MaxQueuedMessages))
+	}
 	if m.TopicAliasMaximum < 0 || m.TopicAliasMaximum > 65535 {
 		v.add("mqtt.topic_alias_maximum", fmt.Sprintf("%d is not between 0 and 65535", m.TopicAliasMaximum))
 	}

@@ -83,6 +83,7 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 			MaxKeepAlive:        cfg.MQTT.MaxKeepAlive,
 			HideRefusals:        !cfg.MQTT.RevealRefusals,
 			LosslessTopics:      cfg.MQTT.TopicMode == conf.TopicModeLossless,
+			MaxQueuedMessages:   cfg.MQTT.MaxQueuedMessages,
 		})},
 		{cfg.STOMP.Listen, stomp.New(stomp.Config{
 			Router: rt,

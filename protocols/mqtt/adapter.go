@@ -75,6 +75,9 @@ type Config struct {
 	// a Reason String instead of 0x87 (not authorized) with one: MQTT 5
 	// §3.9.3 provides 0x80 for a server that does not wish to reveal why.
 	HideRefusals bool
+	// MaxQueuedMessages bounds each session's queue (x-max-length, the
+	// oldest message dropped first); 0: no bound of its own.
+	MaxQueuedMessages int
 	// LosslessTopics selects the lossless topic mode (mqtt.topic_mode
 	// "lossless", see topicMode) instead of RabbitMQ's swap of '/' and '.'.
 	LosslessTopics bool

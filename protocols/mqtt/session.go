@@ -838,6 +838,9 @@ func (s *session) ensureQueue() error {
 		if s.persistent && s.expiry != expiryNever {
 			o.Args = router.Table{{Key: "x-expires", Value: int64(s.expiry) * 1000}}
 		}
+		if n := s.a.cfg.MaxQueuedMessages; n > 0 {
+			o.Args = append(o.Args, router.Field{Key: "x-max-length", Value: int64(n)})
+		}
 		if _, err := s.vhost.DeclareQueue(s.queue, o, false, s.owner, nil); err != nil {
 			return err
 		}
