@@ -520,7 +520,7 @@ func (l *chaosLedger) drain(t *testing.T, cb *chaosBroker) {
 		// For the failure report: what the broker still holds.
 		if conn, err := amqp.Dial(cb.amqpURL()); err == nil {
 			if ch, err := conn.Channel(); err == nil {
-				for _, q := range []string{"chaos-amqp", "chaos-stomp", "chaos-q2"} {
+				for _, q := range []string{"chaos-amqp", "chaos-stomp", "chaos-q2", "mqtt-subscription-chaos-subqos1"} {
 					qi, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
 					t.Logf("after the drain, %d acknowledged messages missing; queue %s: %d ready, %d consumers (%v)",
 						n, q, qi.Messages, qi.Consumers, err)

@@ -222,6 +222,15 @@ func (r *Router) recover(cfg Config) error {
 		}
 		// Requeued messages went back to their position by seq, so each
 		// level is already in order.
+		//
+		// New messages are numbered from the cursor at least: a queue
+		// drained before the restart recovers no message, yet its range
+		// deletes moved the cursor, and a message numbered below it would
+		// be skipped by the next restart's scan (lost, though confirmed).
+		if c := st.Cursor(q.ID); c > q.nextSeq {
+			q.nextSeq = c
+		}
+		q.delLow = max(q.delLow, st.Cursor(q.ID))
 	}
 	if err := st.ScanMeta(storage.KindBinding, func(_, val []byte) error {
 		rec, err := decodeBinding(val)

@@ -28,6 +28,7 @@ type fakeStore struct {
 	commits int
 	ranges  [][2]storage.SeqNum // every OpDeleteRange, in order
 	appends []storage.Record    // every OpAppend's record, in order
+	cursors map[storage.QueueID]storage.SeqNum
 }
 
 func newFakeStore() *fakeStore {
@@ -73,6 +74,12 @@ func (s *fakeStore) Commit(ops []storage.Op, sync bool, done func(error)) {
 				if k >= op.Seq && k < op.End {
 					delete(space[op.Queue], k)
 				}
+			}
+			if !op.Paged && op.Seq < op.End {
+				if s.cursors == nil {
+					s.cursors = map[storage.QueueID]storage.SeqNum{}
+				}
+				s.cursors[op.Queue] = max(s.cursors[op.Queue], op.End)
 			}
 		case storage.OpDropQueue:
 			delete(space, op.Queue)
@@ -145,7 +152,7 @@ func (s *fakeStore) ScanQueue(q storage.QueueID, from storage.SeqNum, paged bool
 	s.mu.Lock()
 	var seqs []storage.SeqNum
 	for k := range s.msgs[q] {
-		if k >= from {
+		if k >= from && (paged || k >= s.cursors[q]) {
 			seqs = append(seqs, k)
 		}
 	}
@@ -189,6 +196,14 @@ func (s *fakeStore) pagedCount(q storage.QueueID) int {
 }
 
 func (s *fakeStore) Pending() int64 { return 0 }
+
+// Cursor implements storage.Store: range deletes move it, as in the real
+// stores, and ScanQueue starts there.
+func (s *fakeStore) Cursor(q storage.QueueID) storage.SeqNum {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cursors[q]
+}
 func (s *fakeStore) Close() error   { return nil }
 
 var _ = binary.BigEndian

@@ -169,6 +169,11 @@ type Store interface {
 	// only during fn. Paged selects the paged space.
 	ScanQueue(q QueueID, from SeqNum, paged bool, fn func(seq SeqNum, value []byte) error) error
 
+	// Cursor returns q's cursor: every message of q below it is deleted
+	// (range deletes move it), so after a restart a queue must number new
+	// messages from at least there, or ScanQueue would skip them.
+	Cursor(q QueueID) SeqNum
+
 	// Get returns a copy of message seq of q, or ErrNotFound.
 	Get(q QueueID, seq SeqNum, paged bool) ([]byte, error)
 

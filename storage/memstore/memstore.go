@@ -267,6 +267,16 @@ func (s *Store) ScanMeta(k storage.Kind, fn func(key, value []byte) error) error
 	return nil
 }
 
+// Cursor implements storage.Store.
+func (s *Store) Cursor(q storage.QueueID) storage.SeqNum {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if qu := s.space(false)[q]; qu != nil {
+		return qu.cursor
+	}
+	return 0
+}
+
 // ScanQueue implements storage.Store, on a snapshot as ScanMeta does.
 func (s *Store) ScanQueue(q storage.QueueID, from storage.SeqNum, paged bool, fn func(seq storage.SeqNum, value []byte) error) error {
 	s.mu.Lock()

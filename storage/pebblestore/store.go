@@ -305,6 +305,9 @@ func (s *Store) fail(cause error) {
 // goroutine.
 func (s *Store) Failed() <-chan struct{} { return s.failedCh }
 
+// Cursor implements storage.Store.
+func (s *Store) Cursor(q storage.QueueID) storage.SeqNum { return s.cursor(q, false) }
+
 // cursor returns q's cursor in the given space.
 func (s *Store) cursor(q storage.QueueID, paged bool) storage.SeqNum {
 	s.curMu.RLock()
