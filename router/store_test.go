@@ -204,6 +204,6 @@ func (s *fakeStore) Cursor(q storage.QueueID) storage.SeqNum {
 	defer s.mu.Unlock()
 	return s.cursors[q]
 }
-func (s *fakeStore) Close() error   { return nil }
+func (s *fakeStore) Close() error { return nil }
 
 var _ = binary.BigEndian
