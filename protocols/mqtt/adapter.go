@@ -101,12 +101,9 @@ type Adapter struct {
 	shared map[string]map[string]struct{} // shared queue → member client ids
 	wills  map[string]*time.Timer         // delayed wills by client id
 
-	// heldMu guards held: the sessions that stopped reading before a
-	// PUBLISH under a resource alarm, to wake when it clears. Only they
-	// are listed, so an idle connection costs nothing here. A leaf lock,
-	// taken under the router's alarm lock.
-	heldMu sync.Mutex
-	held   map[*session]struct{}
+	// held: the sessions that stopped reading before a PUBLISH under a
+	// resource alarm, to wake when it clears; only they are listed.
+	held protocols.HeldSet[*session]
 }
 
 var _ protocols.Adapter = (*Adapter)(nil)
@@ -177,33 +174,16 @@ func New(cfg Config) *Adapter {
 // raised: the wake offers them their unread input again. It runs under
 // the router's alarm lock and only posts.
 func (a *Adapter) alarmChanged(raised router.Alarm) {
-	if raised != 0 {
-		return
-	}
-	a.heldMu.Lock()
-	defer a.heldMu.Unlock()
-	for s := range a.held {
-		delete(a.held, s)
-		s.post(event{kind: evAlarm})
+	if raised == 0 {
+		a.held.Wake(func(s *session) { s.post(event{kind: evAlarm}) })
 	}
 }
 
 // hold lists s to be woken when the resource alarms clear.
-func (a *Adapter) hold(s *session) {
-	a.heldMu.Lock()
-	if a.held == nil {
-		a.held = make(map[*session]struct{})
-	}
-	a.held[s] = struct{}{}
-	a.heldMu.Unlock()
-}
+func (a *Adapter) hold(s *session) { a.held.Add(s) }
 
 // unhold takes s off the held list.
-func (a *Adapter) unhold(s *session) {
-	a.heldMu.Lock()
-	delete(a.held, s)
-	a.heldMu.Unlock()
-}
+func (a *Adapter) unhold(s *session) { a.held.Remove(s) }
 
 // Name implements protocols.Adapter.
 func (a *Adapter) Name() string { return "mqtt" }

@@ -69,8 +69,8 @@ func TestAlarmHoldsPublishers(t *testing.T) {
 			}
 			sub.ack(tPuback, got.PacketID)
 		}
-		if len(pub.a.held) != 0 {
-			t.Fatalf("v%d: %d sessions still listed as held", v, len(pub.a.held))
+		if pub.a.held.Len() != 0 {
+			t.Fatalf("v%d: %d sessions still listed as held", v, pub.a.held.Len())
 		}
 		// Keepalive applies again.
 		if pub.s.Tick(t0.Add(time.Minute)) != nil || pub.s.Tick(t0.Add(2*time.Minute)) == nil {
@@ -87,11 +87,11 @@ func TestAlarmHeldClosed(t *testing.T) {
 	defer h.rt.SetAlarm(router.AlarmDisk, false)
 	h.publish("x", 0, 0, "held")
 	h.quiet()
-	if len(h.a.held) != 1 {
-		t.Fatalf("%d held", len(h.a.held))
+	if h.a.held.Len() != 1 {
+		t.Fatalf("%d held", h.a.held.Len())
 	}
 	h.close()
-	if len(h.a.held) != 0 {
-		t.Fatalf("%d held after close", len(h.a.held))
+	if h.a.held.Len() != 0 {
+		t.Fatalf("%d held after close", h.a.held.Len())
 	}
 }

@@ -2,7 +2,6 @@ package stomp
 
 import (
 	"log/slog"
-	"sync"
 
 	"github.com/junction-broker/junction/protocols"
 	"github.com/junction-broker/junction/protocols/stomp/frame"
@@ -36,11 +35,9 @@ type Adapter struct {
 	cfg    Config
 	limits frame.Limits
 
-	// heldMu guards held: the sessions that stopped reading before a SEND
-	// under a resource alarm, to wake when it clears. A leaf lock, taken
-	// under the router's alarm lock.
-	heldMu sync.Mutex
-	held   map[*session]struct{}
+	// held: the sessions that stopped reading before a SEND under a
+	// resource alarm, to wake when it clears; only they are listed.
+	held protocols.HeldSet[*session]
 }
 
 var _ protocols.Adapter = (*Adapter)(nil)
@@ -63,33 +60,16 @@ func New(cfg Config) *Adapter {
 // raised: the wake offers them their unread input again. It runs under
 // the router's alarm lock and only posts.
 func (a *Adapter) alarmChanged(raised router.Alarm) {
-	if raised != 0 {
-		return
-	}
-	a.heldMu.Lock()
-	defer a.heldMu.Unlock()
-	for s := range a.held {
-		delete(a.held, s)
-		s.post(event{kind: evAlarm})
+	if raised == 0 {
+		a.held.Wake(func(s *session) { s.post(event{kind: evAlarm}) })
 	}
 }
 
 // hold lists s to be woken when the resource alarms clear.
-func (a *Adapter) hold(s *session) {
-	a.heldMu.Lock()
-	if a.held == nil {
-		a.held = make(map[*session]struct{})
-	}
-	a.held[s] = struct{}{}
-	a.heldMu.Unlock()
-}
+func (a *Adapter) hold(s *session) { a.held.Add(s) }
 
 // unhold takes s off the held list.
-func (a *Adapter) unhold(s *session) {
-	a.heldMu.Lock()
-	delete(a.held, s)
-	a.heldMu.Unlock()
-}
+func (a *Adapter) unhold(s *session) { a.held.Remove(s) }
 
 // Name implements protocols.Adapter.
 func (a *Adapter) Name() string { return "stomp" }

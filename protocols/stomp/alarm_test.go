@@ -47,8 +47,8 @@ func TestAlarmHoldsSenders(t *testing.T) {
 	if f := sub.expect("MESSAGE"); string(f.Body) != "held" {
 		t.Fatalf("got %q", f.Body)
 	}
-	if len(sub.s.a.held) != 0 {
-		t.Fatalf("%d sessions still listed as held", len(sub.s.a.held))
+	if sub.s.a.held.Len() != 0 {
+		t.Fatalf("%d sessions still listed as held", sub.s.a.held.Len())
 	}
 }
 
@@ -60,11 +60,11 @@ func TestAlarmHeldClosed(t *testing.T) {
 	defer h.rt.SetAlarm(router.AlarmDisk, false)
 	h.frame("SEND", "held", "destination", "/queue/x")
 	h.quiet()
-	if len(h.s.a.held) != 1 {
-		t.Fatalf("%d held", len(h.s.a.held))
+	if h.s.a.held.Len() != 1 {
+		t.Fatalf("%d held", h.s.a.held.Len())
 	}
 	h.s.Closed(nil)
-	if len(h.s.a.held) != 0 {
-		t.Fatalf("%d held after close", len(h.s.a.held))
+	if h.s.a.held.Len() != 0 {
+		t.Fatalf("%d held after close", h.s.a.held.Len())
 	}
 }
