@@ -172,23 +172,7 @@ func (m topicMode) matchKey(filter, key string) bool {
 	if m == swapTopics {
 		return matchTopicKey(filter, key)
 	}
-	if strings.HasPrefix(key, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
-		return false
-	}
-	for {
-		fl, frest, fmore := strings.Cut(filter, "/")
-		if fl == "#" {
-			return true
-		}
-		kl, krest, kmore := strings.Cut(key, ".")
-		if fl != "+" && !sameEscapedLevel(fl, kl) {
-			return false
-		}
-		if !fmore || !kmore {
-			return fmore == kmore || (fmore && frest == "#")
-		}
-		filter, key = frest, krest
-	}
+	return matchKeyLevels(filter, key, sameEscapedLevel)
 }
 
 // sameEscapedLevel reports whether topic level t is lossless key level k.

@@ -232,7 +232,11 @@ func matchFilter(filter, topic string) bool {
 // topicToKey), without converting it: levels are compared character by
 // character with '.' and '/' swapped. A '*' in filter is a character, not
 // the AMQP wildcard it becomes in the binding key. It allocates nothing.
-func matchTopicKey(filter, key string) bool {
+func matchTopicKey(filter, key string) bool { return matchKeyLevels(filter, key, sameLevel) }
+
+// matchKeyLevels is matchFilter over a routing key, comparing filter levels
+// with key levels through same (which knows the topic mode's mapping).
+func matchKeyLevels(filter, key string, same func(t, k string) bool) bool {
 	if strings.HasPrefix(key, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
 		return false
 	}
@@ -242,7 +246,7 @@ func matchTopicKey(filter, key string) bool {
 			return true
 		}
 		kl, krest, kmore := strings.Cut(key, ".")
-		if fl != "+" && !sameLevel(fl, kl) {
+		if fl != "+" && !same(fl, kl) {
 			return false
 		}
 		if !fmore || !kmore {
