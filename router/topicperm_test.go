@@ -137,3 +137,31 @@ func TestTopicAccessCheckAllocs(t *testing.T) {
 		t.Fatalf("Check allocates %v times per call, want 0", allocs)
 	}
 }
+
+// TestTopicCheckerEviction: more exchanges than the checker holds;
+// entries are replaced, answers stay right.
+func TestTopicCheckerEviction(t *testing.T) {
+	rt, err := New(Config{Store: newFakeStore(), TopicPermissions: []TopicPermission{
+		{User: "guest", VHost: "/", Exchange: "amq.topic", Write: `^public\.`, Read: ".*"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := NewTopicChecker(rt.VHost("/"), "guest")
+	for round := range 3 {
+		for i := range topicCheckerSize + 3 {
+			x := "x" + itoa(i)
+			if err := tc.Check(x, "private.k", false); err != nil { // no exchange x<i>
+				t.Fatalf("round %d, %s: %v", round, x, err)
+			}
+			if err := tc.Check("amq.topic", "private.k", false); CodeOf(err) != AccessRefused {
+				t.Fatalf("round %d: amq.topic allowed private.k (%v)", round, err)
+			}
+			if err := tc.Check("amq.topic", "public.k", false); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	if tc.n != topicCheckerSize {
+		t.Fatalf("%d entries, want %d", tc.n, topicCheckerSize)
+	}
+}

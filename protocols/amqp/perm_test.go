@@ -2,7 +2,6 @@ package amqp
 
 import (
 	"bytes"
-	"strconv"
 	"testing"
 
 	"github.com/junction-broker/junction/protocols/amqp/frame"
@@ -247,30 +246,6 @@ func TestTopicPermissionsOtherUser(t *testing.T) {
 	}
 }
 
-// More exchanges than the cache holds: entries are replaced, answers stay
-// right.
-func TestTopicCacheEviction(t *testing.T) {
-	h := newPermHarness(t, Config{})
-	tc := &h.s.topics
-	for round := range 3 {
-		for i := range topicCacheSize + 3 {
-			x := "x" + strconv.Itoa(i)
-			if err := tc.check(x, "private.k", false); err != nil { // no exchange x<i>
-				t.Fatalf("round %d, %s: %v", round, x, err)
-			}
-			if err := tc.check("amq.topic", "private.k", false); router.CodeOf(err) != router.AccessRefused {
-				t.Fatalf("round %d: amq.topic allowed private.k (%v)", round, err)
-			}
-			if err := tc.check("amq.topic", "public.k", false); err != nil {
-				t.Fatalf("round %d: %v", round, err)
-			}
-		}
-	}
-	if tc.n != topicCacheSize {
-		t.Fatalf("%d entries, want %d", tc.n, topicCacheSize)
-	}
-}
-
 // An allowed check allocates nothing, with or without permissions.
 func TestTopicCheckAllocs(t *testing.T) {
 	if raceEnabled {
@@ -288,10 +263,10 @@ func TestTopicCheckAllocs(t *testing.T) {
 		{"amq.fanout", "k", false},
 		{"", "q", false},
 	} {
-		if err := tc.check(c.exchange, c.key, c.read); err != nil {
+		if err := tc.Check(c.exchange, c.key, c.read); err != nil {
 			t.Fatal(err)
 		}
-		if n := testing.AllocsPerRun(1000, func() { _ = tc.check(c.exchange, c.key, c.read) }); n != 0 {
+		if n := testing.AllocsPerRun(1000, func() { _ = tc.Check(c.exchange, c.key, c.read) }); n != 0 {
 			t.Fatalf("check(%q, %q) allocates %.0f times", c.exchange, c.key, n)
 		}
 	}
@@ -310,10 +285,10 @@ func BenchmarkTopicCheck(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			tc := newTopicCache(rt.VHost("/"), "guest")
+			tc := router.NewTopicChecker(rt.VHost("/"), "guest")
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := tc.check(bc.exchange, "devices.guest.temp", false); err != nil {
+				if err := tc.Check(bc.exchange, "devices.guest.temp", false); err != nil {
 					b.Fatal(err)
 				}
 			}

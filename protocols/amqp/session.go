@@ -75,7 +75,7 @@ type session struct {
 
 	// Topic permissions (perm.go): the user's, by exchange, and how many
 	// publishes and bindings they refused, for logging.
-	topics   topicCache
+	topics   router.TopicChecker
 	refusals int
 
 	// Resource alarms (router.Alarm): a publish is not read while one is
@@ -593,7 +593,7 @@ func (s *session) open(m *frame.ConnectionOpen) error {
 		return &frame.Error{Code: frame.NotAllowed, Text: "access to vhost '" + m.VirtualHost + "' refused for user '" + s.user.Name + "'"}
 	}
 	s.vhost = v
-	s.topics = newTopicCache(v, s.user.Name)
+	s.topics = router.NewTopicChecker(v, s.user.Name)
 	s.state = stOpened
 	s.cur.buf = frame.AppendMethodFrame(s.cur.buf, 0, &frame.ConnectionOpenOk{})
 	s.log.Debug("connection opened", "user", s.user.Name, "vhost", v.Name)

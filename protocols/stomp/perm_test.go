@@ -205,7 +205,7 @@ func TestTopicCheckAllocs(t *testing.T) {
 		t.Skip("sync.Pool, and so regexp, allocates at random under the race detector")
 	}
 	rt, _ := newPermRouter(t)
-	tc := newTopicCache(rt.VHost("/"), "guest")
+	tc := router.NewTopicChecker(rt.VHost("/"), "guest")
 	for _, c := range []struct {
 		exchange, key string
 		read          bool
@@ -215,10 +215,10 @@ func TestTopicCheckAllocs(t *testing.T) {
 		{"amq.direct", "k", false},
 		{"", "q", false},
 	} {
-		if err := tc.check(c.exchange, c.key, c.read); err != nil {
+		if err := tc.Check(c.exchange, c.key, c.read); err != nil {
 			t.Fatal(err)
 		}
-		if n := testing.AllocsPerRun(1000, func() { _ = tc.check(c.exchange, c.key, c.read) }); n != 0 {
+		if n := testing.AllocsPerRun(1000, func() { _ = tc.Check(c.exchange, c.key, c.read) }); n != 0 {
 			t.Fatalf("check(%q, %q) allocates %.0f times", c.exchange, c.key, n)
 		}
 	}

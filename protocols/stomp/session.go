@@ -123,7 +123,7 @@ type session struct {
 	version frame.Version
 	user    *router.User
 	vhost   *router.VHost
-	topics  topicCache // the user's topic permissions (perm.go)
+	topics  router.TopicChecker // the user's topic permissions (perm.go)
 	ch      *router.Channel
 
 	subs    map[string]*sub // by subscription id
@@ -428,7 +428,7 @@ func (s *session) connect(f *frame.Frame) {
 		}
 	}
 	s.user, s.vhost = user, vh
-	s.topics = newTopicCache(vh, user.Name)
+	s.topics = router.NewTopicChecker(vh, user.Name)
 	s.ch = vh.NewChannel(s.owner, s)
 	s.state = stConnected
 	s.parser.Version = v
@@ -604,7 +604,7 @@ func (s *session) parseSend(f *frame.Frame, receipt string) (outgoing, bool) {
 // publish checks the user's topic permissions, declares a /queue/
 // destination if needed and publishes.
 func (s *session) publish(o *outgoing, done func(error)) error {
-	if err := s.topics.check(o.dest.exchange, o.dest.key, false); err != nil {
+	if err := s.topics.Check(o.dest.exchange, o.dest.key, false); err != nil {
 		return err
 	}
 	switch o.dest.kind {
@@ -955,7 +955,7 @@ func (s *session) subscriptionQueue(h *frame.Header, dest destination, id string
 		return dest.queue, err
 	}
 	// Before any queue is declared, so that a refusal leaves none behind.
-	if err := s.topics.check(dest.exchange, dest.key, true); err != nil {
+	if err := s.topics.Check(dest.exchange, dest.key, true); err != nil {
 		return "", err
 	}
 	name, o := "", router.QueueOptions{Exclusive: true, AutoDelete: true}
