@@ -27,12 +27,17 @@ const (
 type Error struct {
 	Code Code
 	Text string
+	is   error // a sentinel it also matches (ErrQueueLimit); nil: none
 }
 
 func (e *Error) Error() string { return e.Text }
 
-// Is lets errors.Is match on the code: errors.Is(err, &Error{Code: NotFound}).
+// Is lets errors.Is match on the code: errors.Is(err, &Error{Code: NotFound}),
+// and on the sentinel the refusal stands for, if any (ErrQueueLimit).
 func (e *Error) Is(target error) bool {
+	if e.is != nil && target == e.is {
+		return true
+	}
 	t, ok := target.(*Error)
 	return ok && t.Code == e.Code && (t.Text == "" || t.Text == e.Text)
 }
@@ -55,4 +60,8 @@ var (
 	// ErrRejected is given to a publish's done when a queue with
 	// x-overflow reject-publish(-dlx) refused it: a negative confirm.
 	ErrRejected = errors.New("router: rejected by a full queue")
+	// ErrQueueLimit is matched by the *Error (PreconditionFailed) of a
+	// queue declaration refused because its vhost has Config.MaxQueues
+	// queues: adapters with a code of their own for quotas use it.
+	ErrQueueLimit = errors.New("router: queue limit reached")
 )

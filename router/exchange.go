@@ -50,7 +50,8 @@ type Exchange struct {
 	Kind  ExchangeKind
 	ExchangeOptions
 
-	alternate string // "alternate-exchange" argument
+	alternate string   // "alternate-exchange" argument
+	retainer  Retainer // nil unless the exchange holds retained messages; vhost lock
 
 	bindings  []*Binding            // all bindings with this exchange as source
 	inbound   []*Binding            // exchange-to-exchange bindings with this exchange as Dest
@@ -89,6 +90,7 @@ func (b *Binding) same(o *Binding) bool {
 func newExchange(v *VHost, name string, kind ExchangeKind, o ExchangeOptions) *Exchange {
 	x := &Exchange{vhost: v, Name: name, Kind: kind, ExchangeOptions: o}
 	x.alternate, _ = o.Args.String("alternate-exchange")
+	x.retainer = v.r.retainerFor(v.Name, name)
 	switch kind {
 	case Direct:
 		x.direct = make(map[string][]*Binding)
@@ -105,17 +107,43 @@ func (x *Exchange) Bindings() []*Binding {
 	return append([]*Binding(nil), x.bindings...)
 }
 
-// addBinding adds b unless an equal binding exists; the check looks only at
-// the bindings of b's destination (a queue has a few), not at all of x's
-// (amq.topic may have one per MQTT subscription).
-// REQUIRES: vhost lock held for writing.
-func (x *Exchange) addBinding(b *Binding) bool {
-	dl := b.destList()
-	for _, o := range *dl {
-		if o.same(b) {
-			return false
+// existing returns the binding equal to b, or nil. It looks through the
+// shorter of two lists that hold any such binding, never through all of
+// x's (amq.topic may have one per MQTT subscription): the bindings of b's
+// destination, and for topic and direct exchanges those with b's key. So
+// neither a queue with thousands of bindings (an MQTT session's
+// subscriptions) nor a key that thousands of queues bind makes binding
+// them quadratic.
+// REQUIRES: vhost lock held.
+func (x *Exchange) existing(b *Binding) *Binding {
+	l := *b.destList()
+	if len(l) > 1 {
+		switch x.Kind {
+		case Direct:
+			if k := x.direct[b.Key]; len(k) < len(l) {
+				l = k
+			}
+		case Topic:
+			if k := x.topic.bound(b.Key); len(k) < len(l) {
+				l = k
+			}
 		}
 	}
+	for _, o := range l {
+		if o.same(b) {
+			return o
+		}
+	}
+	return nil
+}
+
+// addBinding adds b unless an equal binding exists.
+// REQUIRES: vhost lock held for writing.
+func (x *Exchange) addBinding(b *Binding) bool {
+	if x.existing(b) != nil {
+		return false
+	}
+	dl := b.destList()
 	b.xi = len(x.bindings)
 	x.bindings = append(x.bindings, b)
 	b.di = len(*dl)
@@ -186,8 +214,12 @@ func (x *Exchange) match(m *Message, dst []*Binding) []*Binding {
 	case Topic:
 		return append(dst, x.topic.match(m.RoutingKey)...)
 	case Headers:
+		if len(x.bindings) == 0 {
+			break
+		}
+		h := indexHeaders(m.Properties.Headers)
 		for _, b := range x.bindings {
-			if headersMatch(b.Args, m.Properties.Headers) {
+			if headersMatch(b.Args, h) {
 				dst = append(dst, b)
 			}
 		}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -339,4 +340,53 @@ func BenchmarkTopicMatchCold(b *testing.B) {
 		_ = x.match(keys[i%len(keys)], buf[:0])
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+}
+
+// TestDuplicateBindingBothWays: binding again is a no-op and unbinding
+// removes the one binding, whichever list existing looks through: the
+// queue's own (shorter when many queues bind the key) or the key's
+// (shorter when the queue has many bindings), on topic and direct
+// exchanges, wildcards included.
+func TestDuplicateBindingBothWays(t *testing.T) {
+	for _, tc := range []struct{ x, key string }{{"amq.topic", "a.*.#"}, {"amq.direct", "k"}} {
+		e := newEnv(t)
+		e.queue("many", QueueOptions{}) // many keys
+		for i := range 20 {
+			e.bind("many", tc.x, "other."+strconv.Itoa(i), nil)
+		}
+		e.bind("many", tc.x, tc.key, nil)
+		for i := range 20 { // many queues on the key
+			q := "q" + strconv.Itoa(i)
+			e.queue(q, QueueOptions{})
+			e.bind(q, tc.x, tc.key, nil)
+		}
+		e.queue("one", QueueOptions{}) // one binding, the key's
+		e.bind("one", tc.x, tc.key, nil)
+		x := e.v.Exchange(tc.x)
+		before := len(x.Bindings())
+		e.bind("many", tc.x, tc.key, nil)
+		e.bind("q7", tc.x, tc.key, nil)
+		if n := len(x.Bindings()); n != before {
+			t.Fatalf("%s: %d bindings after binding twice, want %d", tc.x, n, before)
+		}
+		for _, q := range []string{"many", "q7", "one"} {
+			if err := e.v.UnbindQueue(q, tc.x, tc.key, nil, 0, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := len(x.Bindings()); n != before-3 {
+			t.Fatalf("%s: %d bindings after unbinding three, want %d", tc.x, n, before-3)
+		}
+		key := "a.b.c"
+		if tc.x == "amq.direct" {
+			key = tc.key
+		}
+		e.pub(tc.x, key, "m")
+		if got := e.drainGet("many"); len(got) != 0 {
+			t.Fatalf("%s: unbound queue got %v", tc.x, got)
+		}
+		if got := e.drainGet("q8"); len(got) != 1 {
+			t.Fatalf("%s: q8 got %v, want the message once", tc.x, got)
+		}
+	}
 }

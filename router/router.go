@@ -35,24 +35,37 @@ type Config struct {
 	// TopicPermissions limit what users may publish and bind on topic
 	// exchanges (topicperm.go); none: everything is allowed.
 	TopicPermissions []TopicPermission
+	// Provenance stamps every published message with who published it
+	// (provenance.go); conf's router.provenance, on by default there.
+	Provenance bool
+	// MaxQueues bounds the queues of each vhost (RabbitMQ's max-queues
+	// vhost limit); 0: no bound. Declaring one more fails with
+	// PreconditionFailed matching ErrQueueLimit; redeclaring an existing
+	// queue and queues recovered from the store are not refused.
+	MaxQueues int
 }
 
 // Router is the routing graph of one broker.
 type Router struct {
-	store    storage.Store
-	log      *slog.Logger
-	now      func() time.Time
-	loopback []string
-	queueIdx atomic.Uint64
-	budget   int64
-	mem      atomic.Int64 // bytes of message bodies held by queues
-	alarm    alarms
-	topics   map[topicPermKey]*topicPerm // immutable after New
+	store      storage.Store
+	log        *slog.Logger
+	now        func() time.Time
+	loopback   []string
+	queueIdx   atomic.Uint64
+	budget     int64
+	mem        atomic.Int64 // bytes of message bodies held by queues
+	alarm      alarms
+	topics     map[topicPermKey]*topicPerm // immutable after New
+	provenance bool
+	maxQueues  int // per vhost; 0: no bound
 
 	mu      sync.RWMutex
 	vhosts  map[string]*VHost
 	users   map[string]*User
 	queueID storage.QueueID // highest assigned
+
+	retainMu  sync.Mutex
+	retainers map[retainKey]Retainer // see SetRetainer
 }
 
 // New builds the router and recovers its durable state from cfg.Store:
@@ -63,7 +76,8 @@ func New(cfg Config) (*Router, error) {
 		return nil, errors.New("router: no store")
 	}
 	r := &Router{store: cfg.Store, log: cfg.Log, now: cfg.Now, loopback: cfg.LoopbackUsers,
-		budget: cfg.MemoryBudget, vhosts: make(map[string]*VHost), users: make(map[string]*User)}
+		budget: cfg.MemoryBudget, provenance: cfg.Provenance, vhosts: make(map[string]*VHost), users: make(map[string]*User)}
+	r.maxQueues = cfg.MaxQueues
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}

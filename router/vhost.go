@@ -24,6 +24,9 @@ type VHost struct {
 	// owner's others are linked to it through exclPrev. A map of slices
 	// would cost every connection a slice of one.
 	exclusive map[Owner]*Queue
+	// replies counts the direct reply-to queues in queues: they are not
+	// counted against Config.MaxQueues (in RabbitMQ they are no queues).
+	replies int
 }
 
 func newVHost(r *Router, name string) *VHost {
@@ -264,6 +267,12 @@ func (v *VHost) DeclareQueue(name string, o QueueOptions, passive bool, owner Ow
 		v.mu.Unlock()
 		return nil, err
 	}
+	if limit := v.r.maxQueues; limit > 0 && len(v.queues)-v.replies >= limit {
+		v.mu.Unlock()
+		e := errorf(PreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", name, v.Name, limit)
+		e.is = ErrQueueLimit
+		return nil, e
+	}
 	q = v.newQueue(name, o, args)
 	if o.Exclusive {
 		q.Owner = owner
@@ -303,6 +312,7 @@ func (v *VHost) DeclareReplyQueue(owner Owner) *Queue {
 	v.mu.Lock()
 	v.addExclusive(q)
 	v.queues[name] = q
+	v.replies++
 	v.mu.Unlock()
 	return q
 }
@@ -388,6 +398,9 @@ func (v *VHost) deleteQueue(q *Queue, done func(error)) (int, error) {
 		return 0, nil
 	}
 	delete(v.queues, q.Name)
+	if q.Reply {
+		v.replies--
+	}
 	if q.Exclusive {
 		v.removeExclusive(q)
 	}
@@ -571,7 +584,11 @@ func (v *VHost) bind(queue, dest, source, key string, args Table, owner Owner, d
 		v.r.commitMeta([]storage.Op{putBinding(b)}, done)
 		done = nil
 	}
+	rt := b.Source.retainer
 	v.mu.Unlock()
+	if rt != nil && b.Queue != nil && wantsRetained(args) {
+		v.deliverRetained(b, rt)
+	}
 	callDone(done, nil)
 	return nil
 }
@@ -584,11 +601,8 @@ func (v *VHost) unbind(queue, dest, source, key string, args Table, owner Owner,
 		return err
 	}
 	var ops []storage.Op
-	for _, o := range *b.destList() {
-		if o.same(b) {
-			v.unbindLocked(o, &ops)
-			break
-		}
+	if o := b.Source.existing(b); o != nil {
+		v.unbindLocked(o, &ops)
 	}
 	v.r.commitMeta(ops, done)
 	v.mu.Unlock()
@@ -628,6 +642,7 @@ func (v *VHost) publish(exchange string, m *Message, done func(error), internal 
 		return false, errorf(AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", exchange, v.Name)
 	}
 	qs := v.route(x, m, qbuf[:0])
+	rt := x.retainer
 	v.mu.RUnlock()
 
 	if internal {
@@ -639,6 +654,14 @@ func (v *VHost) publish(exchange string, m *Message, done func(error), internal 
 		dls      []deadLetter
 		now      = v.r.now().UnixNano()
 	)
+	if rt != nil && wantsRetain(m) {
+		c = &confirm{}
+		c.add()
+		if err := rt.Retain(m, c.complete); err != nil {
+			c.complete(nil) // not retained; routed all the same
+			v.r.log.Warn("message not retained", "vhost", v.Name, "exchange", exchange, "routing_key", m.RoutingKey, "err", err)
+		}
+	}
 	for _, q := range qs {
 		var qdls []deadLetter
 		if !q.publish(m, msgTTL, now, &c, &qdls) {
