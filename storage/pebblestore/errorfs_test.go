@@ -238,3 +238,53 @@ func TestFatalfFailsStore(t *testing.T) {
 		t.Errorf("Commit after Fatalf: %v, want ErrFailed with the fatal message", err)
 	}
 }
+
+// TestFaultOption checks Options.Fault, the hook that tests outside this
+// package inject disk faults with: it sees the WAL's writes and fsyncs, a
+// failed fsync fails the store, and the directory opened again without
+// the hook still holds what was acknowledged before.
+func TestFaultOption(t *testing.T) {
+	dir := t.TempDir()
+	var on atomic.Bool
+	var writes, syncs atomic.Int64
+	fault := func(op FileOp, path string) error {
+		if !strings.HasSuffix(path, ".log") {
+			return nil
+		}
+		switch op {
+		case FileWrite:
+			writes.Add(1)
+		case FileSync:
+			syncs.Add(1)
+			if on.Load() {
+				return errorfs.ErrInjected
+			}
+		}
+		return nil
+	}
+	opts := smallOpts(nil)
+	opts.Fault = fault
+	s := mustOpen(t, dir, opts)
+	storetest.MustCommit(t, s, true, storage.Append(1, 1, storage.Bytes("acked")))
+	if writes.Load() == 0 || syncs.Load() == 0 {
+		t.Fatalf("Fault saw %d WAL writes and %d syncs, want both", writes.Load(), syncs.Load())
+	}
+	on.Store(true)
+	if err := storetest.Commit(t, s, true, storage.Append(1, 2, storage.Bytes("lost"))); !errors.Is(err, storage.ErrFailed) {
+		t.Fatalf("Commit over a failing fsync: %v, want ErrFailed", err)
+	}
+	select {
+	case <-s.Failed():
+	default:
+		t.Fatal("Failed() not closed after a failed fsync")
+	}
+	if err := s.Close(); !errors.Is(err, storage.ErrFailed) {
+		t.Fatalf("Close: %v, want ErrFailed", err)
+	}
+	s = mustOpen(t, dir, smallOpts(nil))
+	defer s.Close()
+	got, err := s.Get(1, 1, false)
+	if err != nil || string(got) != "acked" {
+		t.Fatalf("after reopening: %q, %v; want the acknowledged record", got, err)
+	}
+}

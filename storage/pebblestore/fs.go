@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
 
 // watchFS passes every call through to the filesystem below and puts the
@@ -96,4 +97,26 @@ func (f *watchFile) Preallocate(off, length int64) error {
 	err := f.File.Preallocate(off, length)
 	f.fs.check(f.name, "preallocate", err)
 	return err
+}
+
+// FileOp is a file operation that Options.Fault may fail.
+type FileOp uint8
+
+const (
+	FileWrite FileOp = iota + 1 // a write (Write, WriteAt)
+	FileSync                    // an fsync (Sync, SyncData, SyncTo)
+)
+
+// faultInjector asks fault about every write and fsync that Pebble's
+// errorfs reports; other operations pass.
+func faultInjector(fault func(FileOp, string) error) errorfs.Injector {
+	return errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch op.Kind {
+		case errorfs.OpFileWrite, errorfs.OpFileWriteAt:
+			return fault(FileWrite, op.Path)
+		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			return fault(FileSync, op.Path)
+		}
+		return nil
+	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/junction-broker/junction/storage"
 )
 
@@ -41,6 +42,13 @@ type Options struct {
 	// Commit bigger than that is still one batch). 0 means the defaults.
 	MaxBatchOps   int
 	MaxBatchBytes int
+	// Fault, if not nil, is asked before every write and fsync of a file
+	// in the store's directory, from Pebble's goroutines (so it must be
+	// safe for concurrent use); an error it returns fails that operation
+	// without doing it, as a failing disk would, and on a WAL or MANIFEST
+	// file fails the store. It is for tests outside this package that
+	// inject disk faults (the interop suite); nil in production.
+	Fault func(op FileOp, path string) error
 
 	// fs replaces the operating system's filesystem in tests (crash
 	// cloning, error injection).
@@ -142,6 +150,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	fs := opts.fs
 	if fs == nil {
 		fs = vfs.Default
+	}
+	if opts.Fault != nil {
+		fs = errorfs.Wrap(fs, faultInjector(opts.Fault))
 	}
 	if !opts.noWatch {
 		fs = watchFS{FS: fs, s: s}
