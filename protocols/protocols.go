@@ -39,6 +39,7 @@ package protocols
 
 import (
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -62,7 +63,29 @@ var (
 	// ErrCloseTimeout: a connection that was closing could not flush its
 	// final bytes within the transport's close timeout and was cut off.
 	ErrCloseTimeout = errors.New("protocols: close timed out flushing output")
+	// ErrSlowConsumer: the connection's outbound backlog stayed at the
+	// high-water mark for the transport's slow-consumer timeout (AMQP 320
+	// CONNECTION_FORCED, MQTT 5 0x97 Quota exceeded, STOMP ERROR). The
+	// transport calls Fail without draining Output first: the peer is not
+	// reading, so what the session still holds is released by Closed.
+	ErrSlowConsumer = errors.New("protocols: slow consumer")
+	// ErrConnLimit: the connection was accepted beyond the transport's
+	// connection limit; Conn.Refusal returns a *ConnLimitError matching it.
+	ErrConnLimit = errors.New("protocols: connection limit reached")
 )
+
+// ConnLimitError is the refusal of a connection accepted while the
+// transport's connection limit was reached. It matches ErrConnLimit.
+type ConnLimitError struct {
+	Limit int // the limit in force
+}
+
+func (e *ConnLimitError) Error() string {
+	return "protocols: connection limit (" + strconv.Itoa(e.Limit) + ") is reached"
+}
+
+// Is makes errors.Is(err, ErrConnLimit) hold.
+func (e *ConnLimitError) Is(target error) bool { return target == ErrConnLimit }
 
 // Conn is what a session sees of its connection. All methods are safe from
 // any goroutine, also after the connection is gone (then they do nothing).
@@ -92,6 +115,15 @@ type Conn interface {
 	// loop, returning an error from Feed or Tick takes effect at once. Later
 	// calls are ignored.
 	Close(err error)
+	// Refusal is nil for a connection the session may serve. For one the
+	// transport must not keep, it says why (a *ConnLimitError when the
+	// connection limit was reached): the session answers the client's
+	// handshake with its protocol's refusal at the point where the protocol
+	// allows one, and closes; nothing else is served. The transport cuts a
+	// refused connection off after its close timeout in any case, does not
+	// count it as open and logs it only in a per-burst warning, so the
+	// session should refuse without logging above Debug. Fixed at Open.
+	Refusal() error
 }
 
 // Session is one connection's protocol state. Every method is called on the
@@ -120,9 +152,10 @@ type Session interface {
 	Tick(now time.Time) error
 	// Fail returns the protocol's final frame for err (a connection.close,
 	// DISCONNECT or ERROR frame), or nil. It is called at most once, after
-	// Output has returned nothing (after a panic, without asking Output),
-	// and nothing is asked of the session afterwards except Closed. The
-	// transport writes the bytes and closes once they are flushed.
+	// Output has returned nothing (after a panic or ErrSlowConsumer,
+	// without asking Output), and nothing is asked of the session afterwards
+	// except Closed. The transport writes the bytes and closes once they are
+	// flushed.
 	Fail(err error) []byte
 	// Closed says the connection is gone; err says why (see the Err
 	// variables). The session releases everything it holds: unacknowledged
@@ -163,6 +196,10 @@ type Limits struct {
 	// below it. The backlog therefore stays under OutboundHighWater plus
 	// one Output batch; the session bounds what it queues itself.
 	OutboundHighWater int
+	// SlowConsumerTimeout is how long the backlog may stay at or above
+	// OutboundHighWater without once draining below it; then the
+	// connection is closed with ErrSlowConsumer. Zero or negative: never.
+	SlowConsumerTimeout time.Duration
 }
 
 // WithDefaults returns l with zero fields set to the package defaults.

@@ -14,6 +14,7 @@ type Conn struct {
 
 	mu       sync.Mutex
 	remote   string
+	refusal  error
 	closed   bool
 	closeErr error
 }
@@ -77,4 +78,20 @@ func (c *Conn) CloseErr() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closeErr
+}
+
+// Refusal implements protocols.Conn.
+func (c *Conn) Refusal() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refusal
+}
+
+// SetRefusal makes Refusal return err, as the transport does for a
+// connection accepted beyond its connection limit. Call it before the
+// session's handshake.
+func (c *Conn) SetRefusal(err error) {
+	c.mu.Lock()
+	c.refusal = err
+	c.mu.Unlock()
 }

@@ -57,10 +57,12 @@ type conn struct {
 	stalledAt int               // loop; backlog when it stalled
 	reason    error             // loop; why it is closing
 	closeBy   time.Duration     // loop; closing: deadline for the final flush (mono)
+	overSince time.Duration     // loop; when the backlog reached the mark without draining below it since (mono); 0: under it
 	bytesIn   int64             // loop; bytes consumed by Feed
 	bytesOut  int64             // loop; bytes handed to gnet
 
 	wakeQueued atomic.Bool // a wake task is queued (or the conn is closed)
+	refused    bool        // accepted beyond Config.MaxConns; immutable
 	closed     bool        // loop; OnClose ran
 	closing    bool        // loop; close path started
 	broken     bool        // loop; the session panicked
@@ -81,6 +83,14 @@ func mono(t time.Time) time.Duration { return t.Sub(epoch) }
 func (c *conn) ID() uint64         { return c.id }
 func (c *conn) RemoteAddr() string { return c.remote.String() }
 func (c *conn) LocalAddr() string  { return c.local.String() }
+
+// Refusal implements protocols.Conn.
+func (c *conn) Refusal() error {
+	if c.refused {
+		return c.l.s.refusal
+	}
+	return nil
+}
 
 // Wake queues one pass (Run) on the connection's loop unless one is queued.
 func (c *conn) Wake() {
@@ -203,9 +213,13 @@ func (c *conn) pump() pumpResult {
 			if !c.stalled {
 				c.l.s.stalls.Add(1)
 			}
+			if c.overSince == 0 {
+				c.overSince = max(mono(time.Now()), 1)
+			}
 			c.waitDrain(b)
 			return pumpStalled
 		}
+		c.overSince = 0
 		if budget <= 0 {
 			c.Wake()
 			return pumpYield
@@ -301,6 +315,28 @@ func (c *conn) stepClose() bool {
 	return true
 }
 
+// checkSlow closes the connection as a slow consumer if its backlog has
+// stayed at the high-water mark, without draining below it, for the
+// listener's SlowConsumerTimeout. Its pending output is abandoned (the
+// peer does not read it): Fail's bytes go after the backlog, and Closed
+// returns the session's unacknowledged messages to their queues.
+func (c *conn) checkSlow(now time.Time) {
+	timeout := c.ep.limits.SlowConsumerTimeout
+	if timeout <= 0 || c.overSince == 0 || mono(now)-c.overSince < timeout {
+		return
+	}
+	b := c.gc.OutboundBuffered()
+	if b < c.ep.limits.OutboundHighWater {
+		c.overSince = 0 // drained meanwhile; the next stall starts a new count
+		return
+	}
+	c.l.s.slowConsumers.Add(1)
+	c.l.s.log.Warn("closing slow consumer", "conn", c.id, "proto", c.ep.Adapter.Name(), "remote", c.RemoteAddr(),
+		"backlog", b, "high_water", c.ep.limits.OutboundHighWater, "timeout", timeout)
+	c.beginClose(protocols.ErrSlowConsumer, true)
+	c.outputDone = true
+}
+
 // expire cuts off a closing connection whose close timeout has passed.
 func (c *conn) expire(now time.Time) {
 	if c.closing && !c.closed && mono(now) > c.closeBy {
@@ -333,8 +369,17 @@ func (c *conn) onClose(err error) {
 		c.closedCB(reason)
 		c.sess = nil
 	}
-	if c.l.s.log.Enabled(context.Background(), slog.LevelInfo) { // spares formatting the addresses
-		c.l.s.log.Info("connection closed", "conn", c.id, "proto", c.ep.Adapter.Name(),
+	if c.refused {
+		c.l.s.refusing.Add(-1)
+	} else {
+		c.l.s.admitted.Add(-1)
+	}
+	lvl := slog.LevelInfo
+	if c.refused {
+		lvl = slog.LevelDebug // counted and logged per burst (Server.noteRefusal)
+	}
+	if c.l.s.log.Enabled(context.Background(), lvl) { // spares formatting the addresses
+		c.l.s.log.Log(context.Background(), lvl, "connection closed", "conn", c.id, "proto", c.ep.Adapter.Name(),
 			"remote", c.RemoteAddr(), "reason", reasonString(reason), "bytes_in", c.bytesIn, "bytes_out", c.bytesOut,
 			"duration", (mono(time.Now()) - c.since).Round(time.Millisecond))
 	}

@@ -50,6 +50,32 @@
 // keepalive tick (hundreds of ms) throttles a merely busy consumer, and
 // re-queueing with Execute at once spins the loop.
 //
+// # Slow consumers
+//
+// A connection whose backlog reaches the mark and stays there, never once
+// draining below it, for Limits.SlowConsumerTimeout is a slow consumer:
+// the tick closes it with protocols.ErrSlowConsumer and a warning naming
+// the peer and the backlog. Its session's Output is not drained first (the
+// peer reads nothing, and pulling more would only grow the backlog): Fail's
+// bytes are queued after the backlog, in case the peer reads again within
+// the close timeout, and Closed hands the session's unacknowledged
+// messages back to their queues. The mark is checked where the pass checks
+// it, so a backlog that dips below the mark between two passes counts as
+// drained only if a pass sees it.
+//
+// # Connection limit
+//
+// Config.MaxConns bounds the open connections over all listeners. OnOpen
+// counts a connection in (an atomic add, undone if it passes the limit),
+// OnClose counts it out. A connection beyond the limit is not counted and
+// still gets a session, with Conn.Refusal set, so the session answers the
+// client's handshake with its protocol's refusal; the tick cuts it off after
+// CloseTimeout if the client sends no handshake. It is not logged as opened
+// or closed: the first refusal after refusalBurstGap without any is logged
+// at Warn, the rest counted in Stats.Refused. While a few refusals are under
+// way (a share of MaxConns), further connections beyond the limit are closed
+// at once without a session, so that a flood holds few descriptors.
+//
 // # Closing
 //
 // Every close the transport starts goes through one path: stop reading
@@ -59,9 +85,9 @@
 // Config.CloseTimeout expires (reason wrapped with ErrCloseTimeout). So a
 // close frame is on the wire before the fd closes even when the peer reads
 // slowly. Reasons: a Feed or Tick error, ErrInboundLimit, ErrInternal
-// (panic), ErrShutdown (Fail is called for all of these) and Conn.Close
-// (Fail is not). A panic stops all further session calls but Fail and
-// Closed.
+// (panic), ErrShutdown, ErrSlowConsumer (Fail is called for all of these)
+// and Conn.Close (Fail is not). A panic stops all further session calls
+// but Fail and Closed.
 //
 // # Shutdown
 //

@@ -97,6 +97,12 @@ func (l *loop) tick(context.Context) error {
 		default:
 			if err := c.tick(now); err != nil {
 				c.beginClose(err, true)
+			} else if c.refused && mono(now)-c.since > l.s.cfg.CloseTimeout {
+				// The session has not refused the handshake in time (the
+				// client sent none): no more waiting.
+				c.beginClose(l.s.refusal, false)
+			} else {
+				c.checkSlow(now)
 			}
 			if c.advance() {
 				c.close()

@@ -42,6 +42,15 @@ type Config struct {
 	// Limits apply to listeners whose own Limits fields are zero; zero
 	// fields here mean the protocols package defaults.
 	Limits protocols.Limits
+	// MaxConns bounds the connections open at once over all listeners; 0
+	// or negative: no bound. A connection accepted beyond it still gets a
+	// session, whose Conn.Refusal is a *protocols.ConnLimitError, so that
+	// the client hears its protocol's refusal rather than a reset; it does
+	// not count as open, is cut off after CloseTimeout at the latest, and
+	// is logged only in one warning per burst of refusals. While more than
+	// a few such refusals are under way (a flood), further connections
+	// beyond the limit are closed at once without a session.
+	MaxConns int
 }
 
 // Listener is one TCP listening address and the adapter that serves it.
@@ -62,12 +71,18 @@ type Listener struct {
 
 // Stats is a snapshot of the server's counters.
 type Stats struct {
-	Conns        int64 // open connections
-	Accepted     int64 // connections accepted since Start
-	Panics       int64 // panics recovered in session calls; non-zero is a bug
-	Stalls       int64 // times a connection reached its outbound high-water mark
-	OutboundPeak int64 // largest outbound backlog seen on one connection, bytes
+	Conns         int64 // open connections, those being refused excepted
+	Accepted      int64 // connections accepted since Start, refused ones excepted
+	Refused       int64 // connections refused since Start: Config.MaxConns was reached
+	Panics        int64 // panics recovered in session calls; non-zero is a bug
+	Stalls        int64 // times a connection reached its outbound high-water mark
+	SlowConsumers int64 // connections closed with ErrSlowConsumer since Start
+	OutboundPeak  int64 // largest outbound backlog seen on one connection, bytes
 }
+
+// refusalBurstGap separates bursts of refused connections: a refusal
+// this long after the previous one is logged, the others only counted.
+const refusalBurstGap = 10 * time.Second
 
 // endpoint is an enabled listener. Immutable after OnBoot.
 type endpoint struct {
@@ -103,12 +118,23 @@ type Server struct {
 	draining  atomic.Bool              // Shutdown began: refuse new connections
 	stopped   atomic.Bool              // engine stop requested: post nothing more to loops
 
-	ids          atomic.Uint64
-	conns        atomic.Int64
-	accepted     atomic.Int64
-	panics       atomic.Int64
-	stalls       atomic.Int64
-	outboundPeak atomic.Int64
+	// Connection limit (Config.MaxConns): refusal is what refused
+	// connections' Conn.Refusal returns; maxRefusing bounds how many are
+	// being refused at once.
+	refusal     *protocols.ConnLimitError
+	maxRefusing int64
+
+	ids           atomic.Uint64
+	conns         atomic.Int64 // every socket with a gnet connection, for Shutdown
+	admitted      atomic.Int64 // open connections counted against MaxConns
+	refusing      atomic.Int64 // connections being refused
+	accepted      atomic.Int64
+	refused       atomic.Int64
+	lastRefusal   atomic.Int64 // mono time of the last refusal, ns
+	panics        atomic.Int64
+	stalls        atomic.Int64
+	slowConsumers atomic.Int64
+	outboundPeak  atomic.Int64
 }
 
 // New returns a server for cfg; it listens only after Start. A nil log
@@ -132,6 +158,13 @@ func New(cfg Config, log *slog.Logger) *Server {
 		idleCh: make(chan struct{}, 1),
 	}
 	s.ev.s = s
+	if cfg.MaxConns > 0 {
+		s.refusal = &protocols.ConnLimitError{Limit: cfg.MaxConns}
+		// Each refusal holds a descriptor for up to CloseTimeout; the
+		// limit is meant to keep descriptors in reserve, so only a small
+		// share of it may go to refusals.
+		s.maxRefusing = int64(max(4, min(cfg.MaxConns/32, 1024)))
+	}
 	return s
 }
 
@@ -238,6 +271,9 @@ func (s *Server) prepare() error {
 		}
 		if ep.limits.OutboundHighWater <= 0 {
 			ep.limits.OutboundHighWater = s.cfg.Limits.OutboundHighWater
+		}
+		if ep.limits.SlowConsumerTimeout <= 0 {
+			ep.limits.SlowConsumerTimeout = s.cfg.Limits.SlowConsumerTimeout
 		}
 		ep.limits = ep.limits.WithDefaults()
 		if port == 0 {
@@ -346,11 +382,13 @@ func (s *Server) Addrs() map[string]string {
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
 	return Stats{
-		Conns:        s.conns.Load(),
-		Accepted:     s.accepted.Load(),
-		Panics:       s.panics.Load(),
-		Stalls:       s.stalls.Load(),
-		OutboundPeak: s.outboundPeak.Load(),
+		Conns:         s.admitted.Load(),
+		Accepted:      s.accepted.Load(),
+		Refused:       s.refused.Load(),
+		Panics:        s.panics.Load(),
+		Stalls:        s.stalls.Load(),
+		SlowConsumers: s.slowConsumers.Load(),
+		OutboundPeak:  s.outboundPeak.Load(),
 	}
 }
 
@@ -430,6 +468,30 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 	return l
 }
 
+// admit counts a new connection against Config.MaxConns and reports
+// whether it is within the limit; one beyond it is not counted.
+func (s *Server) admit() bool {
+	n := s.admitted.Add(1)
+	if limit := s.cfg.MaxConns; limit > 0 && n > int64(limit) {
+		s.admitted.Add(-1)
+		return false
+	}
+	return true
+}
+
+// noteRefusal counts a connection refused at time now (mono) and logs the
+// first refusal of a burst: a flood of connections must not become a flood
+// of log lines.
+func (s *Server) noteRefusal(now time.Duration) {
+	n := s.refused.Add(1)
+	prev := time.Duration(s.lastRefusal.Swap(int64(now)))
+	if prev != 0 && now-prev < refusalBurstGap {
+		return
+	}
+	s.log.Warn("connection limit reached: refusing new connections", "limit", s.cfg.MaxConns,
+		"conns", s.admitted.Load(), "refused_total", n)
+}
+
 // connGone updates the gauge for a closed connection.
 func (s *Server) connGone() {
 	if s.conns.Add(-1) == 0 && s.draining.Load() {
@@ -501,19 +563,31 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		s.log.Error("connection on unknown listener", "local", local.String())
 		return nil, gnet.Close
 	}
-	c := &conn{
-		ep:     ep,
-		gc:     gc,
-		l:      l,
-		id:     s.ids.Add(1),
-		remote: addrPort(gc.RemoteAddr()),
-		local:  local,
-		since:  mono(time.Now()),
+	now := mono(time.Now())
+	refused := !s.admit()
+	if refused {
+		s.noteRefusal(now)
+		if s.refusing.Add(1) > s.maxRefusing {
+			s.refusing.Add(-1)
+			return nil, gnet.Close // a flood: no session; OnClose settles the gauge
+		}
 	}
-	s.accepted.Add(1)
+	c := &conn{
+		ep:      ep,
+		gc:      gc,
+		l:       l,
+		id:      s.ids.Add(1),
+		remote:  addrPort(gc.RemoteAddr()),
+		local:   local,
+		since:   now,
+		refused: refused,
+	}
+	if !refused {
+		s.accepted.Add(1)
+	}
 	gc.SetContext(c)
 	l.add(c)
-	if s.log.Enabled(context.Background(), slog.LevelInfo) { // spares formatting the addresses
+	if !refused && s.log.Enabled(context.Background(), slog.LevelInfo) { // spares formatting the addresses
 		s.log.Info("connection opened", "conn", c.id, "proto", ep.Adapter.Name(),
 			"listener", ep.Name, "remote", c.RemoteAddr(), "local", c.LocalAddr())
 	}

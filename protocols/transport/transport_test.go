@@ -27,6 +27,9 @@ import (
 //	quit         Feed returns errQuit
 //	flood N      Output produces N bytes of 'x', floodChunk per call
 //	burst N      the next Output returns N separate "b\n" buffers
+//
+// A session whose Conn.Refusal is set answers its first line with Fail's
+// "ERROR <refusal>" line and closes: the toy protocol's handshake refusal.
 var (
 	errQuit = errors.New("quit")
 	errIdle = errors.New("idle timeout")
@@ -104,6 +107,12 @@ func (s *lineSession) post(b string) {
 func (s *lineSession) Feed(in []byte) (int, error) {
 	s.feeds.Add(1)
 	s.last = time.Now()
+	if err := s.conn.Refusal(); err != nil {
+		if bytes.IndexByte(in, '\n') < 0 {
+			return 0, nil
+		}
+		return len(in), err
+	}
 	n := 0
 	for {
 		i := bytes.IndexByte(in[n:], '\n')
