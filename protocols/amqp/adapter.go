@@ -16,6 +16,9 @@ const (
 	DefaultChannelMax     = 2047
 	DefaultHeartbeat      = 60 * time.Second
 	DefaultMaxMessageSize = 128 << 20
+	// DefaultHandshakeTimeout is RabbitMQ's handshake_timeout.
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxTxBytes       = 64 << 20
 )
 
 // Version is the broker version announced in connection.start.
@@ -41,6 +44,16 @@ type Config struct {
 	// MaxMessageSize bounds a published body; larger ones fail with 406
 	// PRECONDITION_FAILED (DefaultMaxMessageSize if 0).
 	MaxMessageSize int64
+	// HandshakeTimeout bounds the time from accepting a connection to its
+	// connection.tune-ok (DefaultHandshakeTimeout if 0): a connection that
+	// has not got that far is closed without a word, as in RabbitMQ.
+	HandshakeTimeout time.Duration
+	// MaxTxBytes bounds what the transactions (tx.select) of one
+	// connection hold until tx.commit, over all its channels: bodies,
+	// properties and a little per message. The publish that would exceed
+	// it closes its channel with 406 PRECONDITION_FAILED
+	// (DefaultMaxTxBytes if 0). RabbitMQ has no such bound.
+	MaxTxBytes int
 }
 
 // Adapter opens AMQP 0-9-1 sessions. It implements protocols.Adapter and is
@@ -77,6 +90,12 @@ func New(cfg Config) *Adapter {
 	}
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.MaxTxBytes <= 0 {
+		cfg.MaxTxBytes = DefaultMaxTxBytes
 	}
 	a := &Adapter{cfg: cfg, sessions: make(map[*session]struct{})}
 	if cfg.Router != nil {

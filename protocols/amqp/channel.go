@@ -52,10 +52,13 @@ type channel struct {
 	lastQueue string // the queue named by an empty name (RabbitMQ)
 
 	// Transactions (tx.select): publishes wait here for tx.commit; acks
-	// wait in the router channel.
-	tx      bool
-	txPubs  []txPub
-	txBytes int
+	// wait in the router channel. txBytes is this channel's share of the
+	// connection's Config.MaxTxBytes; propsSize is the size of the
+	// properties of the publish being assembled, part of what it holds.
+	tx        bool
+	txPubs    []txPub
+	txBytes   int
+	propsSize int
 
 	// Direct reply-to: the channel's amq.rabbitmq.reply-to consumer.
 	replyQ   *router.Queue
@@ -69,8 +72,10 @@ type txPub struct {
 	m         *router.Message
 }
 
-// maxTxBytes bounds the bodies a transaction holds before commit.
-const maxTxBytes = 64 << 20
+// txPubOverhead is what a held publish costs beyond its body, properties
+// and names (the message, its properties decoded, its slot), roughly: a
+// transaction of empty messages must count against Config.MaxTxBytes too.
+const txPubOverhead = 256
 
 // replyTo is the pseudo-queue of direct reply-to (RabbitMQ).
 const replyTo = "amq.rabbitmq.reply-to"
@@ -86,7 +91,8 @@ func (c *channel) Cancelled(con *router.Consumer) {
 func (c *channel) release() {
 	c.closing = true
 	c.msg, c.props = nil, router.Properties{}
-	c.txPubs, c.txBytes = nil, 0
+	c.dropTx()
+	c.txPubs = nil
 	c.rc.Close()
 }
 
@@ -106,6 +112,15 @@ func (s *session) chanMethod(id uint16, m frame.Method) {
 	if c == nil {
 		if _, ok := m.(*frame.ChannelOpen); !ok {
 			s.closeConn(&frame.Error{Code: frame.ChannelError, Text: "expected 'channel.open'"})
+			return
+		}
+		// RabbitMQ counts the open channels; AMQP 0-9-1 §1.4.2.6 bounds
+		// their numbers as well. Channel numbers from 1 to channel_max can
+		// only be all in use when the count is reached, so a client opening
+		// one channel too many hears RabbitMQ's words.
+		if n := len(s.channels); n >= int(s.channelMax) {
+			s.closeConn(&frame.Error{Code: frame.NotAllowed, ClassID: frame.ClassChannel, MethodID: frame.MethodChannelOpen,
+				Text: "number of channels opened (" + strconv.Itoa(n) + ") has reached the negotiated channel_max (" + strconv.Itoa(int(s.channelMax)) + ")"})
 			return
 		}
 		if id > s.channelMax {
@@ -466,8 +481,7 @@ func (c *channel) method(m frame.Method) error {
 		if !c.tx {
 			return &frame.Error{Code: frame.PreconditionFailed, Text: "channel is not transactional"}
 		}
-		clear(c.txPubs)
-		c.txPubs, c.txBytes = c.txPubs[:0], 0
+		c.dropTx()
 		c.rc.RollbackTx()
 		c.reply(&frame.TxRollbackOk{})
 		return nil
@@ -491,18 +505,26 @@ func (c *channel) content(f frame.Frame) error {
 		if h.ClassID != frame.ClassBasic {
 			return &frame.Error{Code: frame.UnexpectedFrame, Text: "expected content header for class 60, got one for class " + strconv.Itoa(int(h.ClassID)) + " instead"}
 		}
+		if h.Weight != 0 { // §4.2.6.1: must be zero; RabbitMQ's 505 as well
+			return &frame.Error{Code: frame.UnexpectedFrame, Text: "content header weight " + strconv.Itoa(int(h.Weight)) + ", must be 0"}
+		}
 		if err := s.dec.DecodeProperties(h.RawProperties, &s.props); err != nil {
 			return err
 		}
 		propsToRouter(&c.props, &s.props)
 		s.props = frame.Properties{}
+		c.propsSize = len(h.RawProperties)
 		c.size, c.got, c.msg, c.reject = h.BodySize, 0, nil, nil
 		// RabbitMQ's order: size, topic permissions (write on the routing
-		// key), user_id.
+		// key), user_id. An oversized message is refused here, at its
+		// header: RabbitMQ waits for the whole body first, so a declared
+		// size of 2^63 keeps the channel waiting for ever. The channel
+		// closes, and the body frames still coming are discarded.
 		if h.BodySize > uint64(s.cfg.MaxMessageSize) {
-			c.reject = &frame.Error{Code: frame.PreconditionFailed, Text: "message size " + strconv.FormatUint(h.BodySize, 10) +
+			return &frame.Error{Code: frame.PreconditionFailed, Text: "message size " + strconv.FormatUint(h.BodySize, 10) +
 				" is larger than configured max size " + strconv.FormatInt(s.cfg.MaxMessageSize, 10)}
-		} else if err := s.checkTopic("basic.publish", c.pub.Exchange, c.pub.RoutingKey, false); err != nil {
+		}
+		if err := s.checkTopic("basic.publish", c.pub.Exchange, c.pub.RoutingKey, false); err != nil {
 			c.reject = protoErr(err, frame.ClassBasic, frame.MethodBasicPublish)
 		} else if c.props.Flags&router.HasUserID != 0 && c.props.UserID != s.user.Name {
 			c.reject = &frame.Error{Code: frame.PreconditionFailed, Text: "user_id property set to '" + c.props.UserID +
@@ -527,9 +549,9 @@ func (c *channel) content(f frame.Frame) error {
 			c.msg = router.NewMessage(f.Payload) // the one copy
 		default:
 			if c.msg == nil {
-				c.msg = &router.Message{Body: make([]byte, c.size)}
+				c.msg = &router.Message{}
 			}
-			copy(c.msg.Body[c.got:], f.Payload)
+			c.msg.Body = growBody(c.msg.Body, f.Payload, c.size)
 		}
 		c.got += n
 		if c.got == c.size {
@@ -542,6 +564,26 @@ func (c *channel) content(f frame.Frame) error {
 	return &frame.Error{Code: frame.UnexpectedFrame, Text: "content frame without basic.publish"}
 }
 
+// growBody appends p to body, a message body of size bytes in all that is
+// being assembled. The capacity grows to four times the bytes that have
+// arrived, up to size, so the memory held follows what the client sent and
+// not what it declared: a client declaring the largest body allowed and
+// sending one byte of it must not make the broker allocate that size. The
+// price, for honest bodies of many frames, is a third of the body copied
+// once more, in log4(size/frame-max) allocations (2 for 1 MiB in 128 KiB
+// frames, 4 for 16 MiB).
+func growBody(body, p []byte, size uint64) []byte {
+	if need := len(body) + len(p); need > cap(body) {
+		b := make([]byte, len(body), min(size, uint64(max(4*need, minBodyAlloc))))
+		copy(b, body)
+		body = b
+	}
+	return append(body, p...)
+}
+
+// minBodyAlloc is the smallest buffer growBody allocates.
+const minBodyAlloc = 64 << 10
+
 // publish routes the assembled message.
 func (c *channel) publish(m *router.Message) error {
 	s := c.s
@@ -553,6 +595,7 @@ func (c *channel) publish(m *router.Message) error {
 	m.RoutingKey = c.pub.RoutingKey
 	m.Properties = c.props
 	c.props = router.Properties{}
+	s.pub.Apply(m)
 	if m.Properties.Flags&router.HasReplyTo != 0 && m.Properties.ReplyTo == replyTo {
 		if c.replyQ == nil {
 			return &frame.Error{Code: frame.PreconditionFailed, Text: "fast reply consumer does not exist"}
@@ -587,13 +630,26 @@ func (c *channel) holdPublish(m *router.Message) error {
 	if v.Exchange(c.pub.Exchange) == nil {
 		return &router.Error{Code: router.NotFound, Text: "no exchange '" + c.pub.Exchange + "' in vhost '" + v.Name + "'"}
 	}
-	c.txBytes += len(m.Body)
-	if c.txBytes > maxTxBytes {
-		return &frame.Error{Code: frame.PreconditionFailed, Text: "transaction holds more than " +
-			strconv.Itoa(maxTxBytes>>20) + " MiB of uncommitted messages; commit more often"}
+	// The bound is the connection's, over all its channels: per channel,
+	// channel_max transactions would hold channel_max times as much.
+	n := len(m.Body) + c.propsSize + len(c.pub.Exchange) + len(m.RoutingKey) + txPubOverhead
+	if s := c.s; s.txBytes+n > s.cfg.MaxTxBytes {
+		return &frame.Error{Code: frame.PreconditionFailed, Text: "the transactions of a connection may hold at most " +
+			strconv.Itoa(s.cfg.MaxTxBytes>>10) + " KiB of uncommitted messages; commit more often"}
 	}
+	c.txBytes += n
+	c.s.txBytes += n
 	c.txPubs = append(c.txPubs, txPub{exchange: c.pub.Exchange, mandatory: c.pub.Mandatory, m: m})
 	return nil
+}
+
+// dropTx forgets the publishes held for tx.commit and gives their bytes
+// back to the connection.
+func (c *channel) dropTx() {
+	clear(c.txPubs)
+	c.txPubs = c.txPubs[:0]
+	c.s.txBytes -= c.txBytes
+	c.txBytes = 0
 }
 
 // commit routes the transaction's publishes, applies its acks and answers
@@ -621,8 +677,7 @@ func (c *channel) commit() error {
 			s.appendContent(c.id, &p.m.Properties, p.m.Body)
 		}
 	}
-	clear(c.txPubs)
-	c.txPubs, c.txBytes = c.txPubs[:0], 0
+	c.dropTx()
 	c.rc.CommitTx()
 	if err == nil {
 		c.hold(op, false)

@@ -17,9 +17,8 @@ import (
 
 // Timeouts RabbitMQ also applies.
 const (
-	handshakeTimeout = 10 * time.Second // rabbit handshake_timeout
-	closeOkTimeout   = 3 * time.Second  // how long a sent connection.close waits for close-ok
-	lingerTimeout    = 3 * time.Second  // how long after our close-ok the client may take to hang up
+	closeOkTimeout = 3 * time.Second // how long a sent connection.close waits for close-ok
+	lingerTimeout  = 3 * time.Second // how long after our close-ok the client may take to hang up
 )
 
 // Outbound bounds: a pass of Output encodes at most batchBytes of
@@ -69,6 +68,7 @@ type session struct {
 	channelMax uint16
 	heartbeat  time.Duration
 	user       *router.User
+	pub        *router.Publisher // provenance of what it publishes; nil: none
 	vhost      *router.VHost
 	notifyCanc bool // client takes server-sent basic.cancel
 	blockedCap bool // client takes connection.blocked/unblocked
@@ -85,6 +85,7 @@ type session struct {
 	held      bool // Feed stopped before a basic.publish
 
 	channels map[uint16]*channel
+	txBytes  int // held by the channels' transactions until commit (Config.MaxTxBytes)
 	// waiting counts synchronous replies held back until their storage
 	// commit: while non-zero Feed takes no more frames, which keeps every
 	// reply in request order.
@@ -349,7 +350,8 @@ func (s *session) frame(f frame.Frame) error {
 	c := s.channels[f.Channel]
 	switch {
 	case c == nil:
-		s.closeConn(&frame.Error{Code: frame.ChannelError, Text: "expected 'channel.open'"})
+		// RabbitMQ's 505: a channel not open expects a method frame.
+		s.closeConn(&frame.Error{Code: frame.UnexpectedFrame, Text: "expected method frame, got non method frame instead"})
 	case c.closing:
 	default:
 		if err := c.content(f); err != nil {
@@ -489,23 +491,35 @@ func (s *session) startOk(m *frame.ConnectionStartOk) error {
 			}
 		}
 	}
+	if m.Mechanism != "PLAIN" && m.Mechanism != "AMQPLAIN" {
+		// Not a login that failed but a mechanism we did not offer:
+		// RabbitMQ's 503 (rabbit_reader, auth_mechanism_to_module).
+		s.log.Warn("login refused: unknown mechanism", "mechanism", m.Mechanism)
+		s.closeConn(&frame.Error{Code: frame.CommandInvalid, ClassID: frame.ClassConnection, MethodID: frame.MethodConnectionStartOk,
+			Text: "unknown authentication mechanism '" + m.Mechanism + "'"})
+		return nil
+	}
 	user, pass, ok := parseAuth(m.Mechanism, m.Response)
-	if !ok && (m.Mechanism == "PLAIN" || m.Mechanism == "AMQPLAIN") {
+	if !ok {
 		s.log.Warn("login refused: malformed response", "mechanism", m.Mechanism)
 		s.closeConn(&frame.Error{Code: frame.SyntaxError, ClassID: frame.ClassConnection, MethodID: frame.MethodConnectionStartOk,
 			Text: "the " + m.Mechanism + " response of connection.start-ok is malformed"})
 		return nil
 	}
 	var err error
-	if ok {
-		s.user, err = s.cfg.Router.Authenticate(user, pass, s.loopback())
-	}
-	if !ok || err != nil {
+	if s.user, err = s.cfg.Router.Authenticate(user, pass, s.loopback()); err != nil {
 		s.log.Warn("login refused", "user", user, "mechanism", m.Mechanism, "err", err)
 		s.closeConn(&frame.Error{Code: frame.AccessRefused, ClassID: frame.ClassConnection, MethodID: frame.MethodConnectionStartOk,
 			Text: "Login was refused using authentication mechanism " + m.Mechanism + ". For details see the broker logfile."})
 		return nil
 	}
+	client := s.conn.RemoteAddr()
+	if v, ok := m.ClientProperties.Get("connection_name"); ok {
+		if name, ok := textOf(v); ok && name != "" {
+			client = name
+		}
+	}
+	s.pub = s.cfg.Router.Publisher("amqp", s.user.Name, client)
 	hb := uint16(min(s.cfg.Heartbeat/time.Second, 65535))
 	s.cur.buf = frame.AppendMethodFrame(s.cur.buf, 0, &frame.ConnectionTune{
 		ChannelMax: s.cfg.ChannelMax, FrameMax: s.cfg.FrameMax, Heartbeat: hb,
@@ -589,6 +603,10 @@ func (s *session) open(m *frame.ConnectionOpen) error {
 	if v == nil {
 		return &frame.Error{Code: frame.NotAllowed, Text: "vhost " + m.VirtualHost + " not found"}
 	}
+	if err := s.conn.Refusal(); err != nil {
+		s.refuse(m.VirtualHost, err)
+		return nil
+	}
 	if !s.user.CanAccess(m.VirtualHost) {
 		return &frame.Error{Code: frame.NotAllowed, Text: "access to vhost '" + m.VirtualHost + "' refused for user '" + s.user.Name + "'"}
 	}
@@ -598,6 +616,27 @@ func (s *session) open(m *frame.ConnectionOpen) error {
 	s.cur.buf = frame.AppendMethodFrame(s.cur.buf, 0, &frame.ConnectionOpenOk{})
 	s.log.Debug("connection opened", "user", s.user.Name, "vhost", v.Name)
 	return nil
+}
+
+// refuse answers connection.open on a connection the transport refused
+// (protocols.Conn.Refusal) and closes it. A connection over the limit gets
+// RabbitMQ's answer for its vhost connection limit, connection.close 530
+// NOT_ALLOWED "access to vhost '/' refused for user 'guest': connection
+// limit (N) is reached", and the socket closes, as for every handshake
+// error. The transport logs refusals in bursts; this logs only at Debug.
+func (s *session) refuse(vhost string, err error) {
+	e := &frame.Error{Code: frame.NotAllowed, ClassID: frame.ClassConnection, MethodID: frame.MethodConnectionOpen,
+		Text: "access to vhost '" + vhost + "' refused for user '" + s.user.Name + "'"}
+	var le *protocols.ConnLimitError
+	if errors.As(err, &le) {
+		e.Text += ": connection limit (" + strconv.Itoa(le.Limit) + ") is reached"
+	}
+	s.log.Debug("connection refused", "err", err)
+	s.cur.buf = frame.AppendMethodFrame(s.cur.buf, 0, &frame.ConnectionClose{
+		ReplyCode: e.Code, ReplyText: replyText(e), ClassID: e.ClassID, MethodID: e.MethodID,
+	})
+	s.state = stClosed
+	s.conn.Close(err)
 }
 
 // Output implements protocols.Session.
@@ -749,7 +788,7 @@ func (s *session) Tick(now time.Time) error {
 			}
 		}
 		return nil
-	case s.state < stOpen && now.Sub(s.tick0) > handshakeTimeout:
+	case s.state < stOpen && now.Sub(s.tick0) > s.cfg.HandshakeTimeout:
 		return errHandshakeTimeout
 	}
 	if s.heartbeat <= 0 || s.state < stOpen {
@@ -787,6 +826,8 @@ func (s *session) Fail(err error) []byte {
 		e = &frame.Error{Code: frame.ConnectionForced, Text: "broker forced connection closure with reason 'shutdown'"}
 	case errors.Is(err, protocols.ErrInboundLimit):
 		e = &frame.Error{Code: frame.FrameError, Text: "inbound buffer limit exceeded"}
+	case errors.Is(err, protocols.ErrSlowConsumer):
+		e = &frame.Error{Code: frame.ConnectionForced, Text: "slow consumer: deliveries to this connection stayed unread at its outbound buffer limit"}
 	case errors.As(err, &fe):
 		e = fe
 	}

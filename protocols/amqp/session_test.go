@@ -331,7 +331,7 @@ func TestAuthFailure(t *testing.T) {
 		{"unknown user", "PLAIN", plain("bob", "guest"), frame.AccessRefused, refused("PLAIN")},
 		{"malformed", "PLAIN", "guest", frame.SyntaxError, "SYNTAX_ERROR - the PLAIN response"},
 		{"malformed AMQPLAIN", "AMQPLAIN", "\x05LOGIN", frame.SyntaxError, "SYNTAX_ERROR - the AMQPLAIN response"},
-		{"unknown mechanism", "EXTERNAL", "", frame.AccessRefused, refused("EXTERNAL")},
+		{"unknown mechanism", "EXTERNAL", "", frame.CommandInvalid, "COMMAND_INVALID - unknown authentication mechanism 'EXTERNAL'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Config{})
@@ -592,6 +592,9 @@ func TestHardErrors(t *testing.T) {
 		text string
 	}{
 		{"unopened channel", func(h *harness) { h.method(3, &frame.QueueDeclare{Queue: "q"}) }, frame.ChannelError, "expected 'channel.open'"},
+		{"content on an unopened channel", func(h *harness) {
+			h.send(frame.AppendFrame(nil, frame.FrameHeader, 3, frame.AppendContentHeader(nil, frame.ClassBasic, 1, nil)))
+		}, frame.UnexpectedFrame, "expected method frame"},
 		{"body without header", func(h *harness) {
 			h.send(frame.AppendMethodFrame(nil, 1, &frame.BasicPublish{RoutingKey: "q"}))
 			h.send(frame.AppendFrame(nil, frame.FrameBody, 1, []byte("x")))
@@ -673,13 +676,27 @@ func TestHeartbeats(t *testing.T) {
 }
 
 func TestHandshakeTimeout(t *testing.T) {
-	h := newHarness(t, Config{})
-	t0 := time.Unix(1000, 0)
-	if err := h.s.Tick(t0); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.s.Tick(t0.Add(handshakeTimeout + time.Second)); !errors.Is(err, errHandshakeTimeout) {
-		t.Fatalf("got %v", err)
+	for _, tc := range []struct {
+		name    string
+		cfg     time.Duration
+		timeout time.Duration
+	}{
+		{"default", 0, DefaultHandshakeTimeout},
+		{"configured", 2 * time.Second, 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Config{HandshakeTimeout: tc.cfg})
+			t0 := time.Unix(1000, 0)
+			if err := h.s.Tick(t0); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.s.Tick(t0.Add(tc.timeout)); err != nil {
+				t.Fatalf("at the deadline: %v", err)
+			}
+			if err := h.s.Tick(t0.Add(tc.timeout + time.Second)); !errors.Is(err, errHandshakeTimeout) {
+				t.Fatalf("got %v", err)
+			}
+		})
 	}
 }
 

@@ -232,3 +232,40 @@ func TestSimultaneousChannelClose(t *testing.T) {
 	expect[*frame.ExchangeDeclareOk](h, 2)
 	h.openChannel(1)
 }
+
+// TestTxBytesPerConnection: Config.MaxTxBytes bounds the uncommitted
+// publishes of all the connection's transactions together, empty messages
+// included; what a transaction held is given back when it commits, rolls
+// back or its channel closes.
+func TestTxBytesPerConnection(t *testing.T) {
+	h := newHarness(t, Config{MaxTxBytes: 10 << 10})
+	h.handshake(0)
+	for ch := uint16(1); ch <= 3; ch++ {
+		h.openChannel(ch)
+		h.method(ch, &frame.TxSelect{})
+		expect[*frame.TxSelectOk](h, ch)
+	}
+	body := make([]byte, 4<<10)
+	h.publish(1, &frame.BasicPublish{RoutingKey: "q"}, nil, body)
+	h.publish(2, &frame.BasicPublish{RoutingKey: "q"}, nil, body)
+	h.quiet()
+	// 8 KiB held: a third 4 KiB on another channel is over the bound.
+	h.publish(3, &frame.BasicPublish{RoutingKey: "q"}, nil, body)
+	h.expectChanClose(3, frame.PreconditionFailed, "at most 10 KiB of uncommitted messages")
+	// Rolling back channel 2 makes room.
+	h.method(2, &frame.TxRollback{})
+	expect[*frame.TxRollbackOk](h, 2)
+	h.publish(2, &frame.BasicPublish{RoutingKey: "q"}, nil, body)
+	h.quiet()
+	// Empty messages count too.
+	for range (2 << 10) / txPubOverhead {
+		h.publish(1, &frame.BasicPublish{RoutingKey: "q"}, nil, nil)
+	}
+	h.expectChanClose(1, frame.PreconditionFailed, "uncommitted messages")
+	// Channel 1's close gave its share back: 4 KiB fit again.
+	h.publish(2, &frame.BasicPublish{RoutingKey: "q"}, nil, body)
+	h.quiet()
+	if h.s.txBytes > 10<<10 {
+		t.Fatalf("%d bytes held, bound %d", h.s.txBytes, 10<<10)
+	}
+}
