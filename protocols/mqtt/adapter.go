@@ -23,6 +23,8 @@ const (
 	// DefaultTopicAliasMax is the Topic Alias Maximum offered to MQTT 5
 	// clients (Mosquitto offers 10).
 	DefaultTopicAliasMax = 32
+	// DefaultHandshakeTimeout is RabbitMQ's handshake timeout.
+	DefaultHandshakeTimeout = 10 * time.Second
 	// maxInflight bounds Config.MaxInflight.
 	maxInflight = 16384
 	// maxUnauthPacket bounds the first packet (CONNECT), as RabbitMQ's
@@ -81,6 +83,15 @@ type Config struct {
 	// LosslessTopics selects the lossless topic mode (mqtt.topic_mode
 	// "lossless", see topicMode) instead of RabbitMQ's swap of '/' and '.'.
 	LosslessTopics bool
+	// MaxMessageSize bounds a PUBLISH's payload (router.max_message_size);
+	// a larger one ends the connection as a packet over MaxPacketSize does
+	// (MQTT 5: DISCONNECT 0x95), PUBACK having no code for it. 0: only
+	// MaxPacketSize bounds it.
+	MaxMessageSize int64
+	// HandshakeTimeout bounds the time from accepting a connection to its
+	// CONNECT (DefaultHandshakeTimeout if 0): a connection that has not
+	// sent a whole CONNECT by then is closed without a word.
+	HandshakeTimeout time.Duration
 	// Now is the clock (time.Now if nil); tests replace it.
 	Now func() time.Time
 }
@@ -153,6 +164,9 @@ func New(cfg Config) *Adapter {
 	case cfg.TopicAliasMax > 65535:
 		cfg.TopicAliasMax = 65535
 	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -166,6 +180,7 @@ func New(cfg Config) *Adapter {
 	a.recover()
 	if cfg.Router != nil {
 		cfg.Router.WatchAlarms(a.alarmChanged)
+		cfg.Router.SetRetainer(cfg.VHost, cfg.Exchange, retainer{a})
 	}
 	return a
 }

@@ -4,6 +4,9 @@ import (
 	"testing"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/junction-broker/junction/router"
+	"github.com/junction-broker/junction/storage/memstore"
 )
 
 // TestPublishDeliverAllocs pins the allocations of one publish routed to a
@@ -12,14 +15,21 @@ import (
 // message, and the router's share; QoS 1 adds the acknowledgement's op,
 // its callback and the packet id bookkeeping. Sessions share prebuilt
 // header tables and encode deliveries into reused buffers, so neither the
-// MQTT 5 properties nor the x-mqtt-publish-qos header add any.
+// MQTT 5 properties, the x-mqtt-publish-qos header nor the provenance
+// headers (as the broker runs, router.provenance on) add any.
 func TestPublishDeliverAllocs(t *testing.T) {
 	for _, v := range []byte{4, 5} {
 		for _, tc := range []struct {
 			qos    byte
 			budget float64
 		}{{0, 6}, {1, 12}} {
-			sub := newHarness(t, Config{})
+			st := memstore.New()
+			t.Cleanup(func() { _ = st.Close() })
+			rt, err := router.New(router.Config{Store: st, Provenance: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub := openHarness(t, New(Config{Router: rt, Store: st}), st)
 			sub.connectOK(v, "s")
 			sub.subscribe(1, 1, "a/+/c")
 			pub := sub.peer()

@@ -112,6 +112,14 @@ func (r *reader) rest() []byte {
 
 func (r *reader) done() bool { return r.off == len(r.b) }
 
+// violates makes broken, unless an earlier error sticks, a protocol error
+// of the properties p being read.
+func (r *reader) violates(p *props, broken bool) {
+	if broken && !r.bad {
+		r.bad, p.proto = true, true
+	}
+}
+
 // appProps are the MQTT 5 properties that travel with an application
 // message (PUBLISH, will): props.go maps them onto router.Properties.
 type appProps struct {
@@ -132,6 +140,11 @@ type appProps struct {
 type props struct {
 	keepUser bool   // set by the caller: collect user properties into app.user
 	seen     uint64 // property identifiers seen, for [MQTT-2.2.2-2]
+	// proto: the properties broke a rule the spec calls a Protocol Error
+	// (0x82: a property given twice, a value it rules out) rather than
+	// being a Malformed Packet (0x81: cut short, bad UTF-8, an unknown
+	// identifier). The packet is rejected either way.
+	proto bool
 
 	receiveMax       uint16
 	maxPacket        uint32
@@ -151,8 +164,9 @@ type props struct {
 }
 
 // props reads an MQTT 5 property list (§2.2.2) into p. A property given
-// twice (other than User Property) is malformed [MQTT-2.2.2-2], as are
-// values the spec rules out.
+// twice (other than User Property) and the values the spec rules out are
+// protocol errors (p.proto; each property's section says so, e.g.
+// §3.1.2.11.3 for a Receive Maximum of 0); the rest is malformed.
 func (r *reader) props(p *props) {
 	n := r.varint()
 	if !r.need(n) {
@@ -164,7 +178,7 @@ func (r *reader) props(p *props) {
 		id := sub.varint()
 		if id != 0x26 && id < 64 {
 			if p.seen&(1<<id) != 0 {
-				sub.bad = true
+				sub.violates(p, true)
 				break
 			}
 			p.seen |= 1 << id
@@ -184,7 +198,7 @@ func (r *reader) props(p *props) {
 			p.app.correlation, p.app.hasCorrelation = sub.bin(), true
 		case 0x0B:
 			p.subID, p.hasSubID = sub.varint(), true
-			sub.bad = sub.bad || p.subID == 0
+			sub.violates(p, p.subID == 0) // §3.8.2.1.2
 		case 0x11:
 			p.sessionExpiry, p.hasSessionExpiry = sub.u32(), true
 		case 0x13:
@@ -196,17 +210,15 @@ func (r *reader) props(p *props) {
 			sub.bin()
 		case 0x17:
 			p.reqProblem, p.hasReqProblem = sub.byte(), true
-			sub.bad = sub.bad || p.reqProblem > 1
+			sub.violates(p, p.reqProblem > 1) // §3.1.2.11.7
 		case 0x18:
 			p.willDelay = sub.u32()
 		case 0x19:
 			p.reqResponse = sub.byte()
-			sub.bad = sub.bad || p.reqResponse > 1
+			sub.violates(p, p.reqResponse > 1) // §3.1.2.11.6
 		case 0x21:
 			p.receiveMax = sub.u16()
-			if p.receiveMax == 0 {
-				sub.bad = true // §3.1.2.11.3: 0 is a protocol error
-			}
+			sub.violates(p, p.receiveMax == 0) // §3.1.2.11.3
 		case 0x22:
 			p.topicAliasMax = sub.u16()
 		case 0x23:
@@ -215,9 +227,7 @@ func (r *reader) props(p *props) {
 			sub.byte()
 		case 0x27:
 			p.maxPacket = sub.u32()
-			if p.maxPacket == 0 {
-				sub.bad = true
-			}
+			sub.violates(p, p.maxPacket == 0) // §3.1.2.11.4
 		case 0x12, 0x1A, 0x1C, 0x1F: // string
 			sub.str()
 		case 0x26: // string pair

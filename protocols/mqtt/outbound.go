@@ -3,6 +3,7 @@ package mqtt
 import (
 	"github.com/junction-broker/junction/router"
 	"github.com/junction-broker/junction/storage"
+	"strings"
 )
 
 // Outbound messages: router deliveries become PUBLISH packets, and the
@@ -209,7 +210,7 @@ func (s *session) appendPubProps(b []byte, d *router.Delivery, mi *msgInfo, ids 
 	}
 	rt := mi.response
 	if p.Flags&router.HasReplyTo != 0 {
-		rt = p.ReplyTo
+		rt = s.responseTopic(p.ReplyTo)
 	}
 	if rt != "" && validTopic(rt) && mqttString(rt) {
 		b = appendPropStr(b, 0x08, rt)
@@ -223,6 +224,7 @@ func (s *session) appendPubProps(b []byte, d *router.Delivery, mi *msgInfo, ids 
 	if mi.user {
 		b = appendUserProps(b, p.Headers)
 	}
+	b = appendAMQPProps(b, p)
 	for _, id := range ids {
 		b = appendVarint(append(b, 0x0B), id)
 	}
@@ -386,4 +388,22 @@ func (s *session) pubcomp(id uint16) {
 		}
 	}
 	s.delOut2(id)
+}
+
+// responseTopic presents a reply_to as the topic a responder publishes its
+// answer to: a routing key as its topic; a STOMP destination on the MQTT
+// exchange (/topic/key, /exchange/amq.topic/key) as the key's topic; any
+// other destination (a queue) unchanged, for lack of a topic that reaches
+// it.
+func (s *session) responseTopic(r string) string {
+	if !strings.HasPrefix(r, "/") {
+		return s.a.topics.topic(r)
+	}
+	if k, ok := strings.CutPrefix(r, "/topic/"); ok && s.a.cfg.Exchange == "amq.topic" {
+		return s.a.topics.topic(k)
+	}
+	if k, ok := strings.CutPrefix(r, "/exchange/"+s.a.cfg.Exchange+"/"); ok {
+		return s.a.topics.topic(k)
+	}
+	return r
 }

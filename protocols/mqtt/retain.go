@@ -60,10 +60,10 @@ func (rm *retainedMsg) computeSize() {
 // message returns the router message that delivers rm to a subscription
 // of queue with filter at QoS qos: published to the default exchange with
 // the queue's name as routing key.
-func (rm *retainedMsg) message(queue, filter string, qos byte, now int64) *router.Message {
-	h := buildHeaders(rm.qos, true, "", &rm.app)
+func (rm *retainedMsg) message(tm topicMode, queue, filter string, qos byte, now int64) *router.Message {
+	h := buildHeaders(rm.qos, true, "", &rm.app, nil)
 	h = append(h, router.Field{Key: hdrTopic, Value: rm.topic}, router.Field{Key: hdrRetainedFor, Value: filter})
-	m := newMessage(swapTopics, rm.topic, min(rm.qos, qos), &rm.app, rm.payload, h)
+	m := newMessage(tm, rm.topic, min(rm.qos, qos), &rm.app, rm.payload, h)
 	m.RoutingKey = queue // to the queue through the default exchange: no topic mapping
 	if rm.expiresAt > 0 {
 		ms := max((rm.expiresAt-now)/1e6, 1)

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,10 +20,16 @@ import (
 )
 
 const (
-	connectTimeout = 10 * time.Second // RabbitMQ's handshake timeout
 	// maxPendingOps bounds acknowledgements waiting for their work
 	// (storage commits); beyond it Feed stops taking packets.
 	maxPendingOps = 1024
+	// maxUnsent bounds the output a session holds: beyond it Feed stops
+	// taking packets until Output takes the output. The transport stops
+	// asking for output while the connection's backlog is full, so a
+	// client that does not read what it asks for (PINGRESPs,
+	// acknowledgements) would otherwise grow it without end; its input
+	// waits instead, up to the transport's inbound limit.
+	maxUnsent = 64 << 10
 
 	// consumerTag is the tag of the consumer on a session's own queue;
 	// shared subscriptions consume with sharedTag and the queue's name.
@@ -54,6 +62,15 @@ var (
 
 func malformed(text string) error { return &discErr{rcMalformed, "malformed packet: " + text} }
 func protoErr(text string) error  { return &discErr{rcProtocolError, "protocol error: " + text} }
+
+// badPacket is the error for a packet the decoder rejected: a protocol
+// error if its properties p broke a rule, else malformed.
+func badPacket(what string, p *props) error {
+	if p.proto {
+		return protoErr(what + " properties")
+	}
+	return malformed(what)
+}
 
 type connState uint8
 
@@ -151,8 +168,10 @@ type session struct {
 
 	vhost    *router.VHost
 	topics   *router.TopicAccess // the user's topic permissions; nil: all allowed
-	queue    string              // the session queue's name, set with the client id; see clientID
-	ch       *router.Channel     // nil until the session consumes; see channel
+	user     *router.User
+	pub      *router.Publisher // provenance; nil until the first publish, see publisher
+	queue    string            // the session queue's name, set with the client id; see clientID
+	ch       *router.Channel   // nil until the session consumes; see channel
 	consumer *router.Consumer
 	pk       *connectPkt // stWaiting: the CONNECT to resume with
 	will     *willMsg    // published if the connection ends without DISCONNECT
@@ -188,6 +207,7 @@ type session struct {
 	stored      bool  // st is in the adapter's states (and maybe the store)
 	problemInfo bool  // MQTT 5 Request Problem Information
 	blocked     bool  // Feed stopped taking packets: too many pending ops
+	unsent      bool  // Feed stopped taking packets: maxUnsent bytes of output wait
 	held        bool  // Feed stopped before a PUBLISH: a resource alarm is raised
 	warned      bool  // retained quota warning logged
 	recv        bool  // input since the last Tick
@@ -226,6 +246,16 @@ func (s *session) clientID() string {
 		return ""
 	}
 	return s.queue[len(queuePrefix) : len(s.queue)-len(queueSuffix)]
+}
+
+// publisher returns the provenance of the session's publishes, made on
+// first use (most devices that only listen never need it); nil when the
+// router sets none.
+func (s *session) publisher() *router.Publisher {
+	if s.pub == nil && s.user != nil {
+		s.pub = s.a.cfg.Router.Publisher("mqtt", s.user.Name, s.clientID())
+	}
+	return s.pub
 }
 
 // more returns the session's rare part, allocating it on first use.
@@ -314,13 +344,17 @@ func (s *session) Feed(in []byte) (int, error) {
 				break
 			}
 		}
+		if len(s.out) >= maxUnsent {
+			s.unsent = true
+			break
+		}
 		if s.state == stConnected && in[n]>>4 == tPublish && s.holdPublish() {
 			break
 		}
 		if s.state == stConnect && in[n] != tConnect<<4 {
 			// [MQTT-3.1.0-1]: the first packet is CONNECT. One byte tells;
 			// waiting for the rest of, say, an HTTP request that reads as a
-			// long packet would hold the connection until connectTimeout.
+			// long packet would hold the connection until Config.HandshakeTimeout.
 			return len(in), errNotConnect
 		}
 		first, rem, hdr, ok, err := parseHeader(in[n:])
@@ -399,7 +433,7 @@ func (s *session) packet(first byte, body []byte) error {
 	case tPublish:
 		p, ok := decodePublish(first, body, s.v5)
 		if !ok {
-			return malformed("PUBLISH")
+			return badPacket("PUBLISH", &p.props)
 		}
 		return s.publish(&p)
 	case tPuback, tPubrec, tPubcomp:
@@ -430,14 +464,14 @@ func (s *session) packet(first byte, body []byte) error {
 		var p props
 		id, fs, ok := decodeFilters(body, s.v5, true, &p)
 		if !ok {
-			return malformed("SUBSCRIBE")
+			return badPacket("SUBSCRIBE", &p)
 		}
 		return s.subscribe(id, fs, &p)
 	case tUnsubscribe:
 		var p props
 		id, fs, ok := decodeFilters(body, s.v5, false, &p)
 		if !ok {
-			return malformed("UNSUBSCRIBE")
+			return badPacket("UNSUBSCRIBE", &p)
 		}
 		s.unsubscribe(id, fs)
 	case tPingreq:
@@ -480,7 +514,7 @@ func (s *session) disconnect(body []byte) error {
 		var p props
 		var ok bool
 		if rc, p, ok = decodeDisconnect(body); !ok {
-			return malformed("DISCONNECT")
+			return badPacket("DISCONNECT", &p)
 		}
 		if p.hasSessionExpiry {
 			switch {
@@ -550,6 +584,27 @@ func (s *session) refuse(v5 bool, rc3, rc5 byte, why string) error {
 	return errRefused
 }
 
+// refuseConn answers CONNECT on a connection the transport refused
+// (protocols.Conn.Refusal: too many connections) before anything else is
+// done for it, no login and no session takeover: MQTT 3.1.1's 0x03 Server
+// unavailable, MQTT 5's 0x97 Quota exceeded ("an implementation or
+// administrative imposed limit has been exceeded") with the limit as
+// Reason String. The transport logs refusals in bursts, so this does not.
+func (s *session) refuseConn(v5 bool, err error) error {
+	if v5 {
+		var props []byte
+		var le *protocols.ConnLimitError
+		if errors.As(err, &le) {
+			props = appendPropStr(nil, 0x1F, "connection limit ("+strconv.Itoa(le.Limit)+") is reached")
+		}
+		s.connack(true, false, rcQuotaExceeded, props)
+	} else {
+		s.connack(false, false, 0x03, nil)
+	}
+	s.state = stClosed
+	return err
+}
+
 func (s *session) connect(body []byte) error {
 	pk, ok := decodeConnect(body)
 	v := pk.level
@@ -559,9 +614,17 @@ func (s *session) connect(body []byte) error {
 	}
 	if !ok {
 		if v5 {
+			if pk.props.proto || pk.willProps.proto {
+				return s.refuse(true, 0, rcProtocolError, "protocol error in CONNECT properties")
+			}
 			return s.refuse(true, 0, rcMalformed, "malformed CONNECT")
 		}
 		return errRefused
+	}
+	if s.conn != nil {
+		if err := s.conn.Refusal(); err != nil {
+			return s.refuseConn(v5, err)
+		}
 	}
 	if v5 && pk.props.authMethod {
 		return s.refuse(true, 0, rcBadAuthMethod, "enhanced authentication is not supported")
@@ -587,7 +650,7 @@ func (s *session) connect(body []byte) error {
 	if cid == "" {
 		cid = genClientID()
 	}
-	s.v5, s.vhost = v5, vh
+	s.v5, s.vhost, s.user = v5, vh, u
 	s.queue = sessionQueue(cid)
 	cid = s.clientID() // the decoded copy can go
 	s.topics = vh.TopicAccess(u.Name, s.a.cfg.Exchange, cid)
@@ -626,6 +689,7 @@ func (s *session) resume(pk *connectPkt) error {
 	s.a.cancelWill(cid) // MQTT 5 §3.1.3.2.2: a delayed will waits no more
 	if pk.will() {
 		w := &willMsg{topic: pk.willTopic, qos: pk.willQoS(), retain: pk.willRetain(), app: pk.willProps.app, payload: pk.willPayload}
+		w.app.user = s.publisher().Stamp(slices.Clone(w.app.user))
 		if v5 {
 			w.delay = pk.willProps.willDelay
 		}
@@ -698,6 +762,15 @@ func (s *session) resume(pk *connectPkt) error {
 	}
 	if s.persistent || present {
 		if err := s.ensureQueue(); err != nil {
+			if s.stored && !present {
+				// Kept just now for a queue that could not be made: an
+				// entry per refused client id would pile up.
+				s.a.discardState(vh, cid, st, true)
+				s.stored = false
+			}
+			if errors.Is(err, router.ErrQueueLimit) {
+				return s.refuse(v5, 0x03, rcQuotaExceeded, err.Error())
+			}
 			return s.refuse(v5, 0x03, rcImplementation, err.Error())
 		}
 	}
@@ -871,16 +944,27 @@ func (s *session) message(topic string, qos byte, retain bool, ap *appProps, bod
 			s.hdr = new([3][2]router.Table)
 		}
 		if h = s.hdr[qos][r]; h == nil {
-			h = buildHeaders(qos, retain, cid, ap)
+			h = buildHeaders(qos, retain, cid, ap, s.publisher())
 			s.hdr[qos][r] = h
 		}
 	} else {
-		h = buildHeaders(qos, retain, cid, ap)
+		h = buildHeaders(qos, retain, cid, ap, s.publisher())
 	}
-	return newMessage(s.a.topics, topic, qos, ap, body, h)
+	m := newMessage(s.a.topics, topic, qos, ap, body, h)
+	for _, f := range ap.user {
+		if f.Key == upUserID && f.Value == s.user.Name {
+			// AMQP's rule: user_id is the publisher's user or nothing.
+			m.Properties.UserID, m.Properties.Flags = s.user.Name, m.Properties.Flags|router.HasUserID
+		}
+	}
+	return m
 }
 
 func (s *session) publish(pk *publishPkt) error {
+	if limit := s.a.cfg.MaxMessageSize; limit > 0 && int64(len(pk.payload)) > limit {
+		s.logger().Warn("message too large", "size", len(pk.payload), "max", limit)
+		return errTooLarge
+	}
 	topic := pk.topic
 	if pk.props.hasTopicAlias {
 		a := int(pk.props.topicAlias)
@@ -900,6 +984,9 @@ func (s *session) publish(pk *publishPkt) error {
 		}
 	}
 	switch {
+	case topic == "":
+		// MQTT 5 §3.3.2.1: a protocol error, not an invalid name.
+		return protoErr("empty topic name without a topic alias")
 	case !validTopic(topic):
 		return &discErr{rcTopicNameInvalid, "invalid topic name"}
 	case pk.props.hasSubID:
@@ -955,6 +1042,7 @@ func (s *session) publish(pk *publishPkt) error {
 	}
 	if retain {
 		rm := &retainedMsg{topic: topic, qos: qos, app: pk.props.app, payload: pk.payload}
+		rm.app.user = s.publisher().Stamp(slices.Clone(rm.app.user)) // kept with it
 		rm.app.hasExpiry = false
 		if ap := &pk.props.app; ap.hasExpiry && ap.expiry > 0 {
 			rm.expiresAt = s.a.cfg.Now().UnixNano() + min(int64(ap.expiry)*1000, maxExpiryMs)*1e6
@@ -978,14 +1066,21 @@ func (s *session) publish(pk *publishPkt) error {
 			}
 		}
 	}
+	x := s.a.cfg.Exchange
+	if strings.HasPrefix(m.RoutingKey, router.ReplyQueuePrefix) {
+		// An answer to an AMQP requester's direct reply-to (its
+		// reply_to reached us as the Response Topic): to the queue by
+		// name, as an AMQP responder's would go.
+		x = ""
+	}
 	if o == nil {
-		if _, err := s.vhost.Publish(s.a.cfg.Exchange, m, nil); err != nil {
+		if _, err := s.vhost.Publish(x, m, nil); err != nil {
 			s.logger().Warn("publish failed", "err", err)
 		}
 		return nil
 	}
 	o.waiting++
-	routed, err := s.vhost.Publish(s.a.cfg.Exchange, m, func(err error) {
+	routed, err := s.vhost.Publish(x, m, func(err error) {
 		s.post(event{kind: evDone, op: o, err: err})
 	})
 	if err != nil {
@@ -1021,6 +1116,10 @@ func (s *session) Output(dst [][]byte) [][]byte {
 	s.quiet = 0
 	dst = append(dst, s.out)
 	s.out, s.prev = s.prev[:0], s.out
+	if s.unsent {
+		s.unsent = false
+		s.conn.Wake() // have the transport offer the held-back input again
+	}
 	return dst
 }
 
@@ -1226,7 +1325,7 @@ func (s *session) Tick(now time.Time) error {
 	case stConnect, stWaiting:
 		if s.tickAt.IsZero() {
 			s.tickAt = now
-		} else if now.Sub(s.tickAt) > connectTimeout {
+		} else if now.Sub(s.tickAt) > s.a.cfg.HandshakeTimeout {
 			return errConnectTimeout
 		}
 	case stLinger:
@@ -1271,6 +1370,13 @@ func (s *session) Fail(err error) []byte {
 		rc = rcServerShutdown
 	case errors.Is(err, protocols.ErrInboundLimit):
 		rc = rcPacketTooLarge
+	case errors.Is(err, protocols.ErrSlowConsumer):
+		// MQTT 5 has no code for a client that does not read; 0x97 Quota
+		// exceeded says an administrative limit was passed, here the
+		// connection's outbound buffer (transport.max_outbound), and tells
+		// the client that reconnecting at once may meet the same fate,
+		// which 0x89 Server busy or 0x88 Server unavailable would not.
+		rc, reason = rcQuotaExceeded, "slow consumer: outbound buffer limit reached"
 	case errors.Is(err, protocols.ErrInternal):
 		rc = rcImplementation
 	}

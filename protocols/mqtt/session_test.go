@@ -605,7 +605,7 @@ func TestKeepalive(t *testing.T) {
 	}
 	// No CONNECT within the deadline.
 	h = newHarness(t, Config{})
-	if h.s.Tick(t0) != nil || h.s.Tick(t0.Add(connectTimeout+time.Second)) == nil {
+	if h.s.Tick(t0) != nil || h.s.Tick(t0.Add(DefaultHandshakeTimeout+time.Second)) == nil {
 		t.Fatal("no CONNECT timeout")
 	}
 }

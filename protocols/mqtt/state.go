@@ -237,9 +237,18 @@ func parseShared(filter string) (group, topic string, ok, valid bool) {
 	return group, topic, true, valid
 }
 
+// maxFilterLevels bounds a subscription's topic levels, as Mosquitto's
+// TOPIC_HIERARCHY_LIMIT does: every level of a filter is a node of the
+// router's topic trie, some hundred bytes, so a filter of 65,535 bytes
+// could take a few megabytes as "/////…" (and nearly as many as
+// "+/+/…") where real ones have a handful of levels.
+const maxFilterLevels = 200
+
+// newSubscription makes the subscription to filter; ok is false if the
+// filter is invalid or deeper than maxFilterLevels.
 func newSubscription(tm topicMode, filter string, opts byte, id int) (*subscription, bool) {
 	group, topic, shared, valid := parseShared(filter)
-	if !valid || !validFilter(topic) {
+	if !valid || strings.Count(topic, "/") >= maxFilterLevels || !validFilter(topic) {
 		return nil, false
 	}
 	sb := &subscription{filter: filter, key: tm.key(topic), off: uint32(len(filter) - len(topic)),

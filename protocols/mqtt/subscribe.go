@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"errors"
+
 	"github.com/junction-broker/junction/router"
 	"github.com/junction-broker/junction/storage"
 )
@@ -132,8 +134,11 @@ func (s *session) subscribe(id uint16, fs []filter, p *props) error {
 				o.codes[i], o.reason = s.refusal(err, "subscribe", f.topic)
 				continue
 			}
-		case qerr != nil:
-			o.codes[i] = rcUnspecified
+		}
+		if qerr != nil && !sb.shared() {
+			// No session queue to bind: [MQTT-3.9.3-1] failure, MQTT 5
+			// 0x97 Quota exceeded when the vhost's queue limit is why.
+			o.codes[i] = s.queueFailure(qerr)
 			continue
 		}
 		old := s.st.subs.get(sb.filter)
@@ -163,7 +168,7 @@ func (s *session) subscribe(id uint16, fs []filter, p *props) error {
 			}
 		} else if err := s.consumeShared(sb, o, i); err != nil {
 			s.logger().Warn("shared subscription failed", "filter", sb.filter, "err", err)
-			o.codes[i] = rcUnspecified
+			o.codes[i] = s.queueFailure(err)
 			continue
 		}
 		o.codes[i] = sb.qos
@@ -176,6 +181,16 @@ func (s *session) subscribe(id uint16, fs []filter, p *props) error {
 	}
 	s.ops = append(s.ops, o)
 	return nil
+}
+
+// queueFailure is the SUBACK code of a filter whose queue could not be
+// declared: 0x80 (the only failure MQTT 3.1.1 has), or for MQTT 5 0x97
+// Quota exceeded when err is the vhost's queue limit (router.max_queues).
+func (s *session) queueFailure(err error) byte {
+	if s.v5 && errors.Is(err, router.ErrQueueLimit) {
+		return rcQuotaExceeded
+	}
+	return rcUnspecified
 }
 
 func (s *session) unsubscribe(id uint16, fs []filter) {
@@ -226,7 +241,7 @@ func (s *session) sendRetained(sb *subscription) {
 	now := s.a.cfg.Now().UnixNano()
 	// No scratch kept for this: it would stay with an idle connection.
 	for _, rm := range s.a.retained.match(sb.topic(), now, nil) {
-		if _, err := s.vhost.Publish("", rm.message(s.queue, sb.filter, sb.qos, now), nil); err != nil {
+		if _, err := s.vhost.Publish("", rm.message(s.a.topics, s.queue, sb.filter, sb.qos, now), nil); err != nil {
 			s.logger().Warn("retained message not queued", "topic", rm.topic, "err", err)
 		}
 	}

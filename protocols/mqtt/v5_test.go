@@ -242,7 +242,8 @@ func TestPropertyMapping(t *testing.T) {
 	}
 	m := sub.expect(tPublish)
 	want := []packets.UserProperty{{Key: "n", Val: "7"}, {Key: "ok", Val: "true"}, {Key: "s", Val: "bytes"}}
-	if !slices.Equal(m.Properties.User, want) || m.Properties.ResponseTopic != "amq.gen-x" || string(m.Properties.CorrelationData) != "c1" || m.TopicName != "p/amqp" {
+	// reply_to is a routing key: the Response Topic is its topic form.
+	if !slices.Equal(m.Properties.User, want) || m.Properties.ResponseTopic != "amq/gen-x" || string(m.Properties.CorrelationData) != "c1" || m.TopicName != "p/amqp" {
 		t.Fatalf("got %+v", m.Properties)
 	}
 	// A routing key that is no valid topic name is not sent.

@@ -29,7 +29,7 @@ func (a *Adapter) publishWill(vh *router.VHost, cid string, w *willMsg) {
 			a.cfg.Log.Warn("will not retained", "client", cid, "topic", w.topic, "err", err)
 		}
 	}
-	m := newMessage(a.topics, w.topic, w.qos, &w.app, w.payload, buildHeaders(w.qos, w.retain, "", &w.app))
+	m := newMessage(a.topics, w.topic, w.qos, &w.app, w.payload, buildHeaders(w.qos, w.retain, "", &w.app, nil))
 	if _, err := vh.Publish(a.cfg.Exchange, m, nil); err != nil {
 		a.cfg.Log.Warn("will not published", "client", cid, "err", err)
 	}
