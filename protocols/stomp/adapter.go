@@ -2,6 +2,7 @@ package stomp
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/junction-broker/junction/protocols"
 	"github.com/junction-broker/junction/protocols/stomp/frame"
@@ -27,7 +28,28 @@ type Config struct {
 	MaxHeaders int
 	// MaxHeaderLine bounds one header line (frame.DefaultMaxHeaderLine if 0).
 	MaxHeaderLine int
+	// HandshakeTimeout is how long a connection may take to send its
+	// CONNECT frame before it is closed with an ERROR
+	// (DefaultHandshakeTimeout if 0).
+	HandshakeTimeout time.Duration
+	// MaxTxBytes bounds what the open transactions of one connection hold
+	// until COMMIT: the bodies and headers of their SEND, ACK and NACK
+	// frames (DefaultMaxTxBytes if 0).
+	MaxTxBytes int
+	// MaxSubscriptions bounds the subscriptions of one connection,
+	// /temp-queue/ ones included (DefaultMaxSubscriptions if 0).
+	MaxSubscriptions int
+	// MaxMessageSize bounds a SEND's body (router.max_message_size); a
+	// larger one is answered with an ERROR. 0: only MaxFrameSize bounds it.
+	MaxMessageSize int64
 }
+
+// Defaults for zero Config fields.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxTxBytes       = 64 << 20
+	DefaultMaxSubscriptions = 10_000
+)
 
 // Adapter opens STOMP 1.0-1.2 sessions. It implements protocols.Adapter
 // and is safe from any goroutine.
@@ -49,6 +71,15 @@ func New(cfg Config) *Adapter {
 	}
 	l := frame.Limits{MaxFrameSize: cfg.MaxFrameSize, MaxHeaders: cfg.MaxHeaders, MaxHeaderLine: cfg.MaxHeaderLine}.WithDefaults()
 	cfg.MaxFrameSize, cfg.MaxHeaders, cfg.MaxHeaderLine = l.MaxFrameSize, l.MaxHeaders, l.MaxHeaderLine
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.MaxTxBytes <= 0 {
+		cfg.MaxTxBytes = DefaultMaxTxBytes
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
 	a := &Adapter{cfg: cfg, limits: l}
 	if cfg.Router != nil {
 		cfg.Router.WatchAlarms(a.alarmChanged)

@@ -38,5 +38,13 @@
 //     with an id), /temp-queue/ with reply-to and /reply-queue/, and x-*
 //     queue arguments from headers.
 //
+//   - Bounds on what one connection can make the broker hold (Config):
+//     the frame, its headers and header lines, the CONNECT deadline, its
+//     subscriptions (temp queues included) and what its open transactions
+//     hold; queue and exchange names and routing keys of at most 255 bytes
+//     (AMQP short strings); headers in UTF-8 from 1.1 on, never with a NUL.
+//     A client that sends without reading the replies has its input left
+//     unread, up to the transport's inbound limit.
+//
 // Not yet: the publisher's identity as headers.
 package stomp

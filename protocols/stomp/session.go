@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	sf "github.com/go-stomp/stomp/v3/frame"
 
@@ -21,7 +22,6 @@ import (
 )
 
 const (
-	handshakeTimeout = 10 * time.Second
 	// minHeartBeat is the shortest heart-beat interval the server agrees
 	// to, either way.
 	minHeartBeat = time.Second
@@ -66,9 +66,10 @@ type sub struct {
 
 // Transaction limits, per connection.
 const (
-	maxTxOpen   = 64       // open transactions
-	maxTxFrames = 10_000   // SEND, ACK and NACK frames held by one transaction
-	maxTxBytes  = 64 << 20 // SEND bodies held by one transaction
+	maxTxOpen   = 64     // open transactions
+	maxTxFrames = 10_000 // SEND, ACK and NACK frames held by all of them
+	// What they hold together in bytes is Config.MaxTxBytes: per
+	// connection, not per transaction, or 64 transactions would multiply it.
 )
 
 // stompTx is an open transaction: its frames wait for COMMIT.
@@ -122,6 +123,7 @@ type session struct {
 	parser  frame.Parser
 	version frame.Version
 	user    *router.User
+	pub     *router.Publisher // provenance of its SENDs; nil: none
 	vhost   *router.VHost
 	topics  router.TopicChecker // the user's topic permissions (perm.go)
 	ch      *router.Channel
@@ -130,10 +132,13 @@ type session struct {
 	byTag   map[string]*sub // by consumer tag
 	unacked map[router.DeliveryTag]*sub
 	txs     map[string]*stompTx
+	txOps   int               // frames held by all open transactions
+	txBytes int               // and their bytes (heldBytes)
 	temps   map[string]string // /temp-queue/ name -> queue
 	waiting int               // receipts held back until their commit: Feed pauses
 	paused  bool
 	held    bool // Feed stopped before a SEND: a resource alarm is raised
+	outHeld bool // the last Feed stopped for the output waiting; Output wakes the transport
 
 	cur, prev []byte
 
@@ -197,9 +202,18 @@ func (s *session) Cancelled(c *router.Consumer) { s.post(event{kind: evCancelled
 // Feed implements protocols.Session.
 func (s *session) Feed(in []byte) (int, error) {
 	n := 0
+	s.outHeld = false
 	for n < len(in) {
 		if s.state == stClosed {
 			return len(in), nil
+		}
+		// Frames answer with RECEIPTs as large as their own receipt
+		// headers: a client that sends without reading would have them
+		// pile up here. Leave its input unread instead (up to the
+		// transport's inbound limit) until Output has handed them on.
+		if len(s.cur) >= batchBytes {
+			s.outHeld = true
+			break
 		}
 		if s.waiting > 0 {
 			s.process(batchBytes)
@@ -307,6 +321,7 @@ func (s *session) release() {
 	clear(s.byTag)
 	clear(s.unacked)
 	clear(s.txs) // open transactions abort
+	s.txOps, s.txBytes = 0, 0
 	clear(s.temps)
 }
 
@@ -338,7 +353,7 @@ func (s *session) frame(f *frame.Frame) {
 		s.commit(f, receipt)
 	case sf.ABORT:
 		if tx := s.tx(f, receipt); tx != nil {
-			delete(s.txs, f.Header.Get(sf.Transaction))
+			s.dropTx(f.Header.Get(sf.Transaction), tx)
 			if receipt != "" {
 				s.receipt(receipt)
 			}
@@ -392,6 +407,10 @@ func (s *session) connect(f *frame.Frame) {
 		return
 	}
 	s.version = v
+	if err := s.conn.Refusal(); err != nil {
+		s.refuse(err)
+		return
+	}
 	login, hasLogin := f.Header.Contains(sf.Login)
 	pass := f.Header.Get(sf.Passcode)
 	if !hasLogin {
@@ -429,6 +448,11 @@ func (s *session) connect(f *frame.Frame) {
 	}
 	s.user, s.vhost = user, vh
 	s.topics = router.NewTopicChecker(vh, user.Name)
+	client := f.Header.Get("client-id")
+	if client == "" {
+		client = s.conn.RemoteAddr()
+	}
+	s.pub = s.cfg.Router.Publisher("stomp", user.Name, client)
 	s.ch = vh.NewChannel(s.owner, s)
 	s.state = stConnected
 	s.parser.Version = v
@@ -442,6 +466,22 @@ func (s *session) connect(f *frame.Frame) {
 	}
 	s.cur = frame.Append(s.cur, v, sf.CONNECTED, hs, nil)
 	s.log.Debug("connected", "user", login, "vhost", host, "version", v.String())
+}
+
+// refuse answers CONNECT on a connection the transport refused
+// (protocols.Conn.Refusal: too many connections) with an ERROR, before the
+// login, and closes. The transport logs refusals in bursts; this logs only
+// at Debug.
+func (s *session) refuse(err error) {
+	msg := "Connection refused"
+	var le *protocols.ConnLimitError
+	if errors.As(err, &le) {
+		msg = "connection limit (" + strconv.Itoa(le.Limit) + ") is reached"
+	}
+	s.log.Debug("connection refused", "err", err)
+	s.cur = append(s.cur, s.errorFrame(msg, "The broker accepts no more connections now; try again later.", "")...)
+	s.state = stClosed
+	s.conn.Close(err)
 }
 
 func (s *session) loopback() bool {
@@ -485,12 +525,32 @@ func parseDest(d string) (destination, bool) {
 	return destination{}, false
 }
 
+// maxName bounds queue names, exchange names and routing keys: they are
+// AMQP short strings, which an AMQP peer could not be given whole. It
+// also keeps a topic pattern's levels, and the work of matching it, small.
+const maxName = 255
+
+// longDest answers a destination with a name or key longer than maxName
+// with an ERROR and reports true.
+func (s *session) longDest(d destination, receipt string) bool {
+	if len(d.queue) <= maxName && len(d.exchange) <= maxName && len(d.key) <= maxName {
+		return false
+	}
+	s.fatal("Invalid destination", "a queue name, exchange name or routing key in the destination is longer than "+
+		strconv.Itoa(maxName)+" bytes", receipt)
+	return true
+}
+
 func (s *session) badDest(d, receipt string) {
 	s.fatal("Unknown destination", "'"+d+"' is not a valid destination. Valid destination types are: /exchange/, /topic/, /queue/, /amq/queue/, /temp-queue/, /reply-queue/.", receipt)
 }
 
 // routerError answers a router refusal.
 func (s *session) routerError(err error, receipt string) {
+	if errors.Is(err, errTooManySubs) {
+		s.tooManySubs(receipt)
+		return
+	}
 	var re *router.Error
 	if errors.As(err, &re) {
 		msg := strings.ToLower(strings.ReplaceAll(codeName(re.Code), " ", "_"))
@@ -548,7 +608,7 @@ func (s *session) send(f *frame.Frame, receipt string) {
 		if tx == nil {
 			return
 		}
-		if !s.holdTx(tx, txOp{out: &o}, len(o.m.Body), receipt) {
+		if !s.holdTx(tx, txOp{out: &o}, heldBytes(f), receipt) {
 			return
 		}
 		if receipt != "" {
@@ -574,12 +634,21 @@ func (s *session) parseSend(f *frame.Frame, receipt string) (outgoing, bool) {
 		s.badDest(d, receipt)
 		return outgoing{}, false
 	}
+	if s.longDest(dest, receipt) {
+		return outgoing{}, false
+	}
+	if limit := s.cfg.MaxMessageSize; limit > 0 && int64(len(f.Body)) > limit {
+		s.fatal("Message too large", "message size "+strconv.Itoa(len(f.Body))+" is larger than configured max size "+
+			strconv.FormatInt(limit, 10), receipt)
+		return outgoing{}, false
+	}
 	o := outgoing{dest: dest, m: router.NewMessage(f.Body)}
 	o.m.RoutingKey = dest.key
 	if err := s.props(o.m, f.Header); err != nil {
 		s.fatal("Invalid header", err.Error(), receipt)
 		return outgoing{}, false
 	}
+	s.pub.Apply(o.m)
 	if dest.kind == "queue" {
 		var err error
 		if o.opts, err = queueOptions(f.Header, router.QueueOptions{Durable: true}); err != nil {
@@ -596,7 +665,10 @@ func (s *session) parseSend(f *frame.Frame, receipt string) (outgoing, bool) {
 			s.routerError(err, receipt)
 			return outgoing{}, false
 		}
-		p.ReplyTo = "/reply-queue/" + q
+		// The bare queue name: an AMQP responder answers through the
+		// default exchange with reply_to as the key; STOMP subscribers
+		// see /reply-queue/name (encodeMessage).
+		p.ReplyTo = q
 	}
 	return o, true
 }
@@ -629,6 +701,9 @@ func (s *session) publish(o *outgoing, done func(error)) error {
 func (s *session) tempQueue(name string) (string, error) {
 	if q, ok := s.temps[name]; ok {
 		return q, nil
+	}
+	if len(s.subs) >= s.cfg.MaxSubscriptions {
+		return "", errTooManySubs
 	}
 	q, err := s.vhost.DeclareQueue("", router.QueueOptions{Exclusive: true, AutoDelete: true}, false, s.owner, nil)
 	if err != nil {
@@ -743,16 +818,36 @@ func (s *session) begin(f *frame.Frame, receipt string) {
 	}
 }
 
-// holdTx adds op to tx within the limits.
+// holdTx adds op, of the given size, to tx within the connection's limits.
 func (s *session) holdTx(tx *stompTx, op txOp, bytes int, receipt string) bool {
-	if len(tx.ops) >= maxTxFrames || tx.bytes+bytes > maxTxBytes {
-		s.fatal("Transaction too large", "a transaction may hold at most "+strconv.Itoa(maxTxFrames)+
-			" frames and "+strconv.Itoa(maxTxBytes>>20)+" MiB of messages; commit more often", receipt)
+	if s.txOps >= maxTxFrames || s.txBytes+bytes > s.cfg.MaxTxBytes {
+		s.fatal("Transaction too large", "the open transactions of a connection may hold at most "+strconv.Itoa(maxTxFrames)+
+			" frames and "+strconv.Itoa(s.cfg.MaxTxBytes>>10)+" KiB of frames; commit more often", receipt)
 		return false
 	}
 	tx.ops = append(tx.ops, op)
 	tx.bytes += bytes
+	s.txOps++
+	s.txBytes += bytes
 	return true
+}
+
+// dropTx forgets transaction id, committed or aborted.
+func (s *session) dropTx(id string, tx *stompTx) {
+	delete(s.txs, id)
+	s.txOps -= len(tx.ops)
+	s.txBytes -= tx.bytes
+}
+
+// heldBytes is what holding f for a transaction costs, near enough: its
+// body and headers.
+func heldBytes(f *frame.Frame) int {
+	n := len(f.Body)
+	for i := 0; i < f.Header.Len(); i++ {
+		k, v := f.Header.GetAt(i)
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 // commit publishes the transaction's SENDs and applies its ACKs and NACKs
@@ -762,7 +857,7 @@ func (s *session) commit(f *frame.Frame, receipt string) {
 	if tx == nil {
 		return
 	}
-	delete(s.txs, f.Header.Get(sf.Transaction))
+	s.dropTx(f.Header.Get(sf.Transaction), tx)
 	done := s.done(receipt)
 	// One call per held frame, one for this function itself.
 	one := protocols.JoinDone(len(tx.ops)+1, done)
@@ -856,6 +951,10 @@ func (s *session) subscribe(f *frame.Frame, receipt string) {
 		s.fatal("Duplicated subscription identifier", "There already is a subscription with id '"+id+"'", receipt)
 		return
 	}
+	if len(s.subs) >= s.cfg.MaxSubscriptions {
+		s.tooManySubs(receipt)
+		return
+	}
 	mode := ackAuto
 	switch a := f.Header.Get(sf.Ack); a {
 	case "", "auto":
@@ -879,6 +978,9 @@ func (s *session) subscribe(f *frame.Frame, receipt string) {
 	dest, ok := parseDest(d)
 	if !ok {
 		s.badDest(d, receipt)
+		return
+	}
+	if s.longDest(dest, receipt) {
 		return
 	}
 	if dest.kind == "temp-queue" || dest.kind == "reply-queue" {
@@ -911,6 +1013,15 @@ func (s *session) subscribe(f *frame.Frame, receipt string) {
 	}
 	s.subs[id] = sb
 	s.byTag[sb.tag] = sb
+}
+
+// errTooManySubs: a /temp-queue/ would exceed Config.MaxSubscriptions.
+var errTooManySubs = errors.New("stomp: too many subscriptions")
+
+// tooManySubs answers a subscription beyond Config.MaxSubscriptions.
+func (s *session) tooManySubs(receipt string) {
+	s.fatal("Too many subscriptions", "a connection may have at most "+strconv.Itoa(s.cfg.MaxSubscriptions)+
+		" subscriptions, temp queues included", receipt)
 }
 
 // badHeader is a header a SUBSCRIBE cannot use.
@@ -975,7 +1086,12 @@ func (s *session) subscriptionQueue(h *frame.Header, dest destination, id string
 	if err != nil {
 		return "", err
 	}
-	return q.Name, v.BindQueue(q.Name, dest.exchange, dest.key, nil, s.owner, done)
+	var args router.Table
+	if h.Get(router.RetainedArg) == "true" {
+		// The MQTT retained messages the key matches come first.
+		args = router.Table{{Key: router.RetainedArg, Value: true}}
+	}
+	return q.Name, v.BindQueue(q.Name, dest.exchange, dest.key, args, s.owner, done)
 }
 
 func (s *session) unsubscribe(f *frame.Frame, receipt string) {
@@ -1018,7 +1134,7 @@ func (s *session) dropSub(sb *sub) {
 func (s *session) ack(f *frame.Frame, receipt string) {
 	if _, inTx := f.Header.Contains(sf.Transaction); inTx {
 		tx := s.tx(f, receipt)
-		if tx == nil || s.ackTarget(f, receipt) == nil || !s.holdTx(tx, txOp{f: f}, 0, receipt) {
+		if tx == nil || s.ackTarget(f, receipt) == nil || !s.holdTx(tx, txOp{f: f}, heldBytes(f), receipt) {
 			return
 		}
 		if receipt != "" {
@@ -1092,6 +1208,9 @@ func (s *session) Output(dst [][]byte) [][]byte {
 	dst = append(dst, s.cur)
 	s.cur, s.prev = s.prev[:0], s.cur
 	s.sent = true
+	if s.outHeld {
+		s.conn.Wake() // have the transport offer the unread input again
+	}
 	return dst
 }
 
@@ -1135,8 +1254,13 @@ func (s *session) process(limit int) {
 			}
 			switch {
 			case s.state != stConnected:
-			case e.err != nil:
+			case errors.Is(e.err, router.ErrRejected):
 				s.fatal("Message rejected", "the broker could not take the message: "+e.err.Error(), e.receipt)
+			case e.err != nil:
+				// The store could not make it durable (a disk error): an
+				// ERROR instead of the RECEIPT; the client may send again
+				// on a new connection.
+				s.fatal("Storage failed", "the broker could not store this: "+e.err.Error(), e.receipt)
 			case e.receipt != "":
 				s.receipt(e.receipt)
 			}
@@ -1204,13 +1328,7 @@ func (s *session) encodeMessage(sb *sub, d *router.Delivery) {
 		hs = append(hs, "correlation-id", p.CorrelationID)
 	}
 	if p.Flags&router.HasReplyTo != 0 {
-		// A bare queue name (an AMQP reply_to) is presented as a STOMP
-		// destination, as RabbitMQ does.
-		if _, ok := parseDest(p.ReplyTo); ok {
-			hs = append(hs, "reply-to", p.ReplyTo)
-		} else {
-			hs = append(hs, "reply-to", "/reply-queue/"+p.ReplyTo)
-		}
+		hs = append(hs, "reply-to", s.replyDest(p.ReplyTo))
 	}
 	if p.Flags&router.HasExpiration != 0 {
 		hs = append(hs, "expiration", p.Expiration)
@@ -1237,27 +1355,71 @@ func (s *session) encodeMessage(sb *sub, d *router.Delivery) {
 		hs = append(hs, "user-id", p.UserID)
 	}
 	for _, fl := range p.Headers {
-		if reservedSend[fl.Key] {
-			continue
+		if v, ok := headerValue(fl.Value); ok && !reservedSend[fl.Key] {
+			hs = append(hs, fl.Key, v)
 		}
-		hs = append(hs, fl.Key, headerValue(fl.Value))
 	}
+	// STOMP headers are UTF-8 text without NUL: what is not (binary MQTT
+	// Correlation Data, bytes headers) is left out rather than sent as a
+	// frame no client could read.
+	n := 0
+	for i := 0; i+1 < len(hs); i += 2 {
+		if stompText(hs[i]) && stompText(hs[i+1]) {
+			hs[n], hs[n+1] = hs[i], hs[i+1]
+			n += 2
+		}
+	}
+	clear(hs[n:])
+	hs = hs[:n]
 	s.cur = frame.Append(s.cur, s.version, sf.MESSAGE, hs, m.Body)
 	clear(hs)
 	s.hs = hs[:0]
 }
 
-// headerValue formats an AMQP header value for a STOMP header.
-func headerValue(v any) string {
+// stompText reports whether s may be a STOMP header name or value.
+func stompText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+// replyDest presents a reply_to as a STOMP destination a responder can
+// SEND to: a destination as it is; the name of a queue (an AMQP
+// requester's, a direct reply-to, a temp queue's) as /reply-queue/name,
+// which goes to it through the default exchange, as RabbitMQ does; any
+// other name, a routing key (an MQTT 5 Response Topic), as /topic/key,
+// which reaches the requester's subscription on amq.topic.
+func (s *session) replyDest(r string) string {
+	if _, ok := parseDest(r); ok {
+		return r
+	}
+	if s.vhost.Queue(r) != nil {
+		return "/reply-queue/" + r
+	}
+	return "/topic/" + r
+}
+
+// headerValue is the text of a header value as a STOMP header, the same
+// as for an MQTT 5 User Property: strings and bytes as they are (what is
+// no UTF-8 text is dropped later), integers in decimal, floats in the
+// shortest form that reads back the same, booleans as true or false.
+// Tables, arrays, timestamps, decimals and void have no text form: ok is
+// false and the header is left out, as RabbitMQ leaves them out.
+func headerValue(v any) (text string, ok bool) {
 	switch x := v.(type) {
 	case string:
-		return x
+		return x, true
 	case []byte:
-		return string(x)
-	case nil:
-		return ""
+		return string(x), true
+	case bool:
+		return strconv.FormatBool(x), true
+	case float32:
+		return strconv.FormatFloat(float64(x), 'g', -1, 32), true
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64), true
 	}
-	return fmt.Sprint(v)
+	if n, ok := router.Int(v); ok {
+		return strconv.FormatInt(n, 10), true
+	}
+	return "", false
 }
 
 // Tick implements protocols.Session: the CONNECT deadline and heart-beats
@@ -1271,7 +1433,7 @@ func (s *session) Tick(now time.Time) error {
 	case stClosed:
 		return nil
 	case stConnect:
-		if now.Sub(s.tick0) > handshakeTimeout {
+		if now.Sub(s.tick0) > s.cfg.HandshakeTimeout {
 			return errHandshakeTimeout // Fail says so in an ERROR
 		}
 		return nil
@@ -1306,10 +1468,14 @@ func (s *session) Fail(err error) []byte {
 	switch {
 	case errors.Is(err, protocols.ErrShutdown):
 		return s.errorFrame("Broker shutting down", "broker forced connection closure with reason 'shutdown'", "")
+	case errors.Is(err, protocols.ErrInboundLimit) && s.outHeld:
+		return s.errorFrame("slow consumer", "the client sent more than the inbound buffer holds without reading the replies to it", "")
 	case errors.Is(err, protocols.ErrInboundLimit):
 		return s.errorFrame("frame too large", "inbound buffer limit exceeded", "")
+	case errors.Is(err, protocols.ErrSlowConsumer):
+		return s.errorFrame("slow consumer", "messages to this connection stayed unread at its outbound buffer limit", "")
 	case errors.Is(err, errHandshakeTimeout):
-		return s.errorFrame("Connection timed out", "no CONNECT frame within "+handshakeTimeout.String(), "")
+		return s.errorFrame("Connection timed out", "no CONNECT frame within "+s.cfg.HandshakeTimeout.String(), "")
 	}
 	return s.errorFrame("internal error", "internal error", "")
 }

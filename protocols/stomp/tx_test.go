@@ -218,7 +218,7 @@ func TestHandshakeTimeoutSaysSo(t *testing.T) {
 	if err := h.s.Tick(t0); err != nil {
 		t.Fatal(err)
 	}
-	err := h.s.Tick(t0.Add(handshakeTimeout + time.Second))
+	err := h.s.Tick(t0.Add(DefaultHandshakeTimeout + time.Second))
 	if !errors.Is(err, errHandshakeTimeout) {
 		t.Fatalf("Tick after the deadline: %v", err)
 	}

@@ -6,8 +6,10 @@ package frame
 
 import (
 	"bytes"
+	"errors"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	sf "github.com/go-stomp/stomp/v3/frame"
 )
@@ -183,11 +185,12 @@ func (p *Parser) Parse(in []byte) (*Frame, int, error) {
 		p.f = f
 		p.bodyLen = -1
 		if v, ok := f.Header.Contains(sf.ContentLength); ok {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 31)
-			if err != nil {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil && !errors.Is(err, strconv.ErrRange) {
 				return nil, 0, errorf("invalid content-length", "content-length '"+v+"' is not a number")
 			}
-			if int(n) > l.MaxFrameSize-p.hdrEnd-1 {
+			// A number too large for 64 bits is too large for the limit.
+			if err != nil || n > uint64(l.MaxFrameSize-p.hdrEnd-1) {
 				return nil, 0, tooLarge(l)
 			}
 			p.bodyLen = int(n)
@@ -244,8 +247,17 @@ func (p *Parser) parseHead(head []byte) (*Frame, error) {
 		return nil, errorf("unknown command", "'"+strconv.Quote(cmd)+"' is not a STOMP command")
 	}
 	escaped := p.Version >= V11 && cmd != sf.CONNECT && cmd != sf.STOMP && cmd != sf.CONNECTED
-	f := &Frame{Command: cmd, Header: sf.NewHeader()}
 	rest := head[nl+1:]
+	// A NUL ends a frame for peers that read to it: forwarded in a
+	// MESSAGE header it would let the sender cut frames for them.
+	if bytes.IndexByte(rest, 0) >= 0 {
+		return nil, errorf("invalid header", "a header contains a NUL octet")
+	}
+	// STOMP 1.1 and 1.2: commands and headers are encoded in UTF-8.
+	if escaped && !utf8.Valid(rest) {
+		return nil, errorf("invalid header", "a header is not valid UTF-8")
+	}
+	f := &Frame{Command: cmd, Header: sf.NewHeader()}
 	for len(rest) > 0 {
 		nl := bytes.IndexByte(rest, '\n')
 		line := bytes.TrimSuffix(rest[:nl], []byte{'\r'})

@@ -63,6 +63,22 @@ func TestParse(t *testing.T) {
 		{"body too large", V12, "SEND\n\n" + strings.Repeat("x", 300), nil, "frame too large"},
 		{"header line too long", V12, "SEND\na:" + strings.Repeat("x", 100), nil, "header line too long"},
 		{"too many headers", V12, "SEND\n" + strings.Repeat("a:b\n", 9), nil, "too many headers"},
+		// Declared sizes beyond 31, 32, 63 and 64 bits are too large, not
+		// malformed.
+		{"content-length 2^31", V12, "SEND\ncontent-length:2147483648\n\n", nil, "frame too large"},
+		{"content-length 2^32-1", V12, "SEND\ncontent-length:4294967295\n\n", nil, "frame too large"},
+		{"content-length 2^63", V12, "SEND\ncontent-length:9223372036854775808\n\n", nil, "frame too large"},
+		{"content-length 2^64", V12, "SEND\ncontent-length:18446744073709551616\n\n", nil, "frame too large"},
+		{"content-length negative", V12, "SEND\ncontent-length:-1\n\n", nil, "invalid content-length"},
+		// Headers are UTF-8 from 1.1 on; CONNECT, parsed before the version
+		// is known, and 1.0 frames are octets. No header carries a NUL.
+		{"invalid UTF-8 1.2", V12, "SEND\na:\xc3\x28\n\n\x00", nil, "invalid header"},
+		{"overlong UTF-8 1.1", V11, "SEND\n\xc0\xae:b\n\n\x00", nil, "invalid header"},
+		{"UTF-8 1.2", V12, "SEND\na:\u00e9\u6f22\n\n\x00", []string{"SEND|\"a\"=\"\u00e9\u6f22\"|body=\"\""}, ""},
+		{"octets 1.0", V10, "SEND\na:\xff\n\n\x00", []string{`SEND|"a"="\xff"|body=""`}, ""},
+		{"octets in CONNECT", V12, "CONNECT\npasscode:\xff\n\n\x00", []string{`CONNECT|"passcode"="\xff"|body=""`}, ""},
+		{"NUL in a header value", V10, "SEND\na:b\x00c\ncontent-length:0\n\n\x00", nil, "invalid header"},
+		{"NUL in a header name", V12, "SEND\na\x00:b\n\n\x00", nil, "invalid header"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &Parser{Limits: Limits{MaxFrameSize: 256, MaxHeaders: 8, MaxHeaderLine: 64}, Version: tc.v}
