@@ -21,6 +21,9 @@ var DefaultTOML []byte
 type Config struct {
 	// DataDir holds all durable state. Key data_dir.
 	DataDir string `toml:"data_dir"`
+	// DebugListen is host:port for net/http/pprof; "" (the default) opens
+	// no listener. Key debug_listen.
+	DebugListen string `toml:"debug_listen"`
 
 	Log       Log       `toml:"log"`
 	Router    Router    `toml:"router"`
@@ -56,9 +59,13 @@ type Router struct {
 	DiskFreeLimit Size `toml:"disk_free_limit"`
 	// MaxMessageSize bounds one message body (128 MiB, at most 512 MiB).
 	MaxMessageSize Size `toml:"max_message_size"`
+	// MaxQueues bounds the queues of each vhost (0: no bound, the default).
+	MaxQueues int `toml:"max_queues"`
 	// TopicPermissions limit what users may publish and subscribe to on
 	// topic exchanges ([[router.topic_permissions]]); none: everything.
 	TopicPermissions []TopicPermission `toml:"topic_permissions"`
+	// Provenance stamps every message with who published it (true).
+	Provenance bool `toml:"provenance"`
 }
 
 // TopicPermission is one [[router.topic_permissions]] entry, RabbitMQ's
@@ -143,6 +150,24 @@ type Transport struct {
 	MaxInbound Size `toml:"max_inbound"`
 	// MaxOutbound bounds unwritten output per connection (16 MiB).
 	MaxOutbound Size `toml:"max_outbound"`
+	// SlowConsumerTimeout is how long a connection may stay at MaxOutbound
+	// before it is closed as a slow consumer (60s; 0 never closes one).
+	SlowConsumerTimeout time.Duration `toml:"slow_consumer_timeout"`
+	// MaxConnections bounds the open connections; 0 (the default) means
+	// 90% of the process's open-files soft limit (see ConnectionLimit).
+	MaxConnections int `toml:"max_connections"`
+}
+
+// ConnectionLimit returns the connection limit in force for
+// MaxConnections given the process's open-files soft limit nofile
+// (RLIMIT_NOFILE): MaxConnections itself if set, else 90% of nofile,
+// leaving the rest for the store's files and for refusing connections
+// beyond the limit. The result is at least 1.
+func (t *Transport) ConnectionLimit(nofile uint64) int {
+	if t.MaxConnections > 0 {
+		return t.MaxConnections
+	}
+	return int(max(1, min(nofile/10*9+nofile%10*9/10, maxConnections)))
 }
 
 // AMQP configures the AMQP 0-9-1 listener and connection.tune.

@@ -23,13 +23,16 @@ var defaults = Config{
 		DiskFreeLimit:    50 * MiB,
 		MaxMessageSize:   128 * MiB,
 		TopicPermissions: []TopicPermission{},
+		Provenance:       true,
 	},
 	Storage: Storage{MemtableSize: 64 * MiB, CacheSize: 128 * MiB},
 	Transport: Transport{
-		EventLoops:   0,
-		TickInterval: time.Second,
-		MaxInbound:   4 * MiB,
-		MaxOutbound:  16 * MiB,
+		EventLoops:          0,
+		TickInterval:        time.Second,
+		MaxInbound:          4 * MiB,
+		MaxOutbound:         16 * MiB,
+		SlowConsumerTimeout: time.Minute,
+		MaxConnections:      0,
 	},
 	AMQP: AMQP{Listen: ":5672", FrameMax: 131072, ChannelMax: 2047, Heartbeat: 60 * time.Second},
 	MQTT: MQTT{Listen: ":1883", VHost: "/", Exchange: "amq.topic", TopicMode: TopicModeSwap,
@@ -136,6 +139,30 @@ func TestSize(t *testing.T) {
 	for _, in := range []string{"", "MiB", "-1", "1.5MiB", "12MB", "1 mib", "10K", "0x10", "9999999TiB", "9223372036854775808"} {
 		if got, err := ParseSize(in); err == nil {
 			t.Errorf("ParseSize(%q) = %d, want an error", in, got)
+		}
+	}
+}
+
+// TestConnectionLimit: transport.max_connections 0 is 90% of the
+// open-files soft limit, never 0; a set value is used as it is.
+func TestConnectionLimit(t *testing.T) {
+	for _, tc := range []struct {
+		max    int
+		nofile uint64
+		want   int
+	}{
+		{0, 1024, 921},
+		{0, 1048576, 943718},
+		{0, 10, 9},
+		{0, 1, 1},
+		{0, 0, 1},
+		{0, ^uint64(0), maxConnections}, // RLIM_INFINITY
+		{500, 1024, 500},
+		{5000, 1024, 5000}, // the operator's word, even above the descriptors
+	} {
+		tr := Transport{MaxConnections: tc.max}
+		if got := tr.ConnectionLimit(tc.nofile); got != tc.want {
+			t.Errorf("max_connections %d, nofile %d: limit %d, want %d", tc.max, tc.nofile, got, tc.want)
 		}
 	}
 }

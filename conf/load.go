@@ -41,6 +41,8 @@ var settings = []setting{
 		func(c *Config) *string { return &c.Log.Level }},
 	{"log-format", "JUNCTION_LOG_FORMAT", "log.format", "FORMAT", "text or json",
 		func(c *Config) *string { return &c.Log.Format }},
+	{"debug-listen", "JUNCTION_DEBUG_LISTEN", "debug_listen", "ADDR", "net/http/pprof listen address, host:port; bind it to loopback",
+		func(c *Config) *string { return &c.DebugListen }},
 }
 
 // Names of the settings that are not configuration values.

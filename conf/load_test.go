@@ -66,14 +66,17 @@ func TestLoadFile(t *testing.T) {
 			LoopbackUsers:  []string{},
 			MemoryBudget:   GiB,
 			MaxMessageSize: 16 * MiB,
+			MaxQueues:      100,
 			TopicPermissions: []TopicPermission{
 				{User: "admin", VHost: "/", Exchange: "amq.topic", Write: ptr(".*"), Read: ptr(".*"), DenyRead: `^secret\.`},
 				{User: "sensor", VHost: "devices", Exchange: "mqtt.topic", Write: ptr(`^sensors\.{client_id}\.`), Read: ptr(""), DenyWrite: `\.admin$`},
 			},
+			Provenance: false,
 		},
-		Storage:   Storage{MemtableSize: 32 * MiB, CacheSize: GiB},
-		Transport: Transport{EventLoops: 2, TickInterval: 250 * time.Millisecond, MaxInbound: MiB, MaxOutbound: 8 * MiB},
-		AMQP:      AMQP{Listen: "127.0.0.1:5673", FrameMax: 4096, ChannelMax: 16, Heartbeat: 30 * time.Second},
+		Storage: Storage{MemtableSize: 32 * MiB, CacheSize: GiB},
+		Transport: Transport{EventLoops: 2, TickInterval: 250 * time.Millisecond, MaxInbound: MiB, MaxOutbound: 8 * MiB,
+			SlowConsumerTimeout: 5 * time.Second, MaxConnections: 1000},
+		AMQP: AMQP{Listen: "127.0.0.1:5673", FrameMax: 4096, ChannelMax: 16, Heartbeat: 30 * time.Second},
 		MQTT: MQTT{Listen: "", VHost: "devices", Exchange: "mqtt.topic", TopicMode: TopicModeLossless,
 			RetainedMaxMessages: 1000, RetainedMaxBytes: MiB, TopicAliasMaximum: 0, MaxQueuedMessages: 500, MaxKeepAlive: 5 * time.Minute, RevealRefusals: false},
 		STOMP: STOMP{Listen: "[::1]:61614", HeartBeat: 0},
@@ -97,6 +100,7 @@ func TestLoadPrecedence(t *testing.T) {
 		"stomp-listen": {":3001", ":3002", ":3003"},
 		"log-level":    {"debug", "warn", "error"},
 		"log-format":   {"json", "text", "json"},
+		"debug-listen": {"127.0.0.1:6061", "127.0.0.1:6062", "[::1]:6063"},
 	}
 	for _, s := range settings {
 		v, ok := values[s.flag]

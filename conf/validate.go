@@ -18,6 +18,9 @@ const (
 	MaxMessageSizeLimit = 512 * MiB
 	// MinFrameMax is AMQP 0-9-1's frame-min-size.
 	MinFrameMax = 4096
+	// maxConnections bounds transport.max_connections (and what 0 turns
+	// into): no host keeps more descriptors open.
+	maxConnections = 1 << 26
 )
 
 // Log levels and formats Validate accepts.
@@ -48,6 +51,9 @@ func (c *Config) Validate() error {
 	v.sizeRange("router.max_message_size", r.MaxMessageSize, 1, MaxMessageSizeLimit)
 	v.sizeRange("router.memory_budget", r.MemoryBudget, MiB, 1<<62)
 	v.sizeRange("router.disk_free_limit", r.DiskFreeLimit, 0, 1<<62)
+	if r.MaxQueues < 0 {
+		v.add("router.max_queues", fmt.Sprintf("%d is negative (0: no limit)", r.MaxQueues))
+	}
 	if r.MemoryBudget > 0 && r.MemoryBudget < r.MaxMessageSize {
 		v.add("router.memory_budget", fmt.Sprintf("%v is smaller than router.max_message_size (%v): the largest message could never be accepted", r.MemoryBudget, r.MaxMessageSize))
 	}
@@ -64,6 +70,10 @@ func (c *Config) Validate() error {
 	v.durationRange("transport.tick_interval", t.TickInterval, 10*time.Millisecond, time.Minute)
 	v.sizeRange("transport.max_inbound", t.MaxInbound, 4*KiB, GiB)
 	v.sizeRange("transport.max_outbound", t.MaxOutbound, 4*KiB, GiB)
+	v.durationRange("transport.slow_consumer_timeout", t.SlowConsumerTimeout, 0, 24*time.Hour)
+	if t.MaxConnections < 0 || t.MaxConnections > maxConnections {
+		v.add("transport.max_connections", fmt.Sprintf("%d is not between 0 (90%% of the open-files limit) and %d", t.MaxConnections, maxConnections))
+	}
 
 	a := &c.AMQP
 	if a.FrameMax < MinFrameMax || a.FrameMax > 1<<31-1 {
@@ -101,11 +111,13 @@ func (c *Config) Validate() error {
 		v.add("stomp.heart_beat", fmt.Sprintf("%v is not a whole number of milliseconds", c.STOMP.HeartBeat))
 	}
 
-	v.listeners([]listener{
+	protocols := []listener{
 		{"amqp.listen", a.Listen},
 		{"mqtt.listen", m.Listen},
 		{"stomp.listen", c.STOMP.Listen},
-	})
+	}
+	v.listeners(protocols)
+	v.debugListen(c.DebugListen, protocols)
 	return join(v.errs)
 }
 
@@ -175,6 +187,32 @@ func (v *validator) listeners(ls []listener) {
 	}
 	if enabled == 0 {
 		v.add("amqp.listen, mqtt.listen, stomp.listen", "all empty: enable at least one protocol")
+	}
+}
+
+// debugListen checks debug_listen, when set: host:port, and not the
+// address of a protocol listener.
+func (v *validator) debugListen(addr string, protocols []listener) {
+	if addr == "" {
+		return // off
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.add("debug_listen", fmt.Sprintf("%q: %s (want host:port, like \"127.0.0.1:6060\")", addr, addrErr(err)))
+		return
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add("debug_listen", fmt.Sprintf("%q: invalid port", addr))
+		return
+	} else if p == 0 {
+		return // any free port: never a conflict
+	}
+	hp := net.JoinHostPort(host, port)
+	for _, l := range protocols {
+		if h, p, err := net.SplitHostPort(l.addr); err == nil && net.JoinHostPort(h, p) == hp {
+			v.add("debug_listen", fmt.Sprintf("%q: same address as %s", addr, l.key))
+			return
+		}
 	}
 }
 

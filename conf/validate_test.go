@@ -30,6 +30,11 @@ func TestValidate(t *testing.T) {
 		{"listen port range", func(c *Config) { c.MQTT.Listen = ":65536" }, []string{`mqtt.listen: ":65536": invalid port`}},
 		{"listen no port", func(c *Config) { c.STOMP.Listen = "localhost" }, []string{`stomp.listen: "localhost": missing port in address`}},
 		{"listen same port", func(c *Config) { c.STOMP.Listen = ":5672" }, []string{`stomp.listen: ":5672": same address as amqp.listen`}},
+		{"debug listen", func(c *Config) { c.DebugListen = "127.0.0.1:6060" }, nil},
+		{"debug listen any port", func(c *Config) { c.DebugListen, c.AMQP.Listen = "127.0.0.1:0", "127.0.0.1:0" }, nil},
+		{"debug listen no port", func(c *Config) { c.DebugListen = "localhost" }, []string{`debug_listen: "localhost": missing port in address`}},
+		{"debug listen bad port", func(c *Config) { c.DebugListen = ":http" }, []string{`debug_listen: ":http": invalid port`}},
+		{"debug listen on a protocol's port", func(c *Config) { c.DebugListen = ":1883" }, []string{`debug_listen: ":1883": same address as mqtt.listen`}},
 		{"all disabled", func(c *Config) { c.AMQP.Listen, c.MQTT.Listen, c.STOMP.Listen = "", "", "" },
 			[]string{"amqp.listen, mqtt.listen, stomp.listen: all empty"}},
 		{"vhost and user", func(c *Config) { c.Router.DefaultVHost, c.Router.DefaultUser = "", "" },
@@ -42,6 +47,18 @@ func TestValidate(t *testing.T) {
 		{"cache negative", func(c *Config) { c.Storage.CacheSize = -1 }, []string{"storage.cache_size: -1B is not between 0B"}},
 		{"event loops", func(c *Config) { c.Transport.EventLoops = -1 }, []string{"transport.event_loops: -1 is not between 0"}},
 		{"tick", func(c *Config) { c.Transport.TickInterval = time.Millisecond }, []string{"transport.tick_interval: 1ms is not between 10ms and 1m0s"}},
+		{"limits off", func(c *Config) {
+			c.Transport.SlowConsumerTimeout, c.Transport.MaxConnections, c.Router.MaxQueues = 0, 0, 0
+		}, nil},
+		{"limits set", func(c *Config) {
+			c.Transport.SlowConsumerTimeout, c.Transport.MaxConnections, c.Router.MaxQueues = time.Second, 1, 1
+		}, nil},
+		{"limits out of range", func(c *Config) {
+			c.Transport.SlowConsumerTimeout, c.Transport.MaxConnections, c.Router.MaxQueues = -time.Second, -1, -1
+		}, []string{"router.max_queues: -1 is negative (0: no limit)", "transport.slow_consumer_timeout: -1s is not between 0s and 24h0m0s",
+			"transport.max_connections: -1 is not between 0 (90% of the open-files limit) and 67108864"}},
+		{"connections above the ceiling", func(c *Config) { c.Transport.MaxConnections = 1<<26 + 1 },
+			[]string{"transport.max_connections: 67108865 is not between 0"}},
 		{"buffers", func(c *Config) { c.Transport.MaxInbound, c.Transport.MaxOutbound = 0, 2*GiB },
 			[]string{"transport.max_inbound: 0B is not between 4KiB and 1GiB", "transport.max_outbound: 2GiB is not between"}},
 		{"frame max", func(c *Config) { c.AMQP.FrameMax = 4095 }, []string{"amqp.frame_max: 4095 is not between 4096"}},

@@ -53,11 +53,14 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 		LoopbackUsers:    cfg.Router.LoopbackUsers,
 		MemoryBudget:     int64(cfg.Router.MemoryBudget),
 		TopicPermissions: topicPermissions(cfg.Router.TopicPermissions),
+		Provenance:       cfg.Router.Provenance,
+		MaxQueues:        cfg.Router.MaxQueues,
 	})
 	if err != nil {
 		return nil, nil, errors.Join(err, st.Close())
 	}
-	limits := protocols.Limits{MaxInbound: int(cfg.Transport.MaxInbound), OutboundHighWater: int(cfg.Transport.MaxOutbound)}
+	limits := protocols.Limits{MaxInbound: int(cfg.Transport.MaxInbound), OutboundHighWater: int(cfg.Transport.MaxOutbound),
+		SlowConsumerTimeout: cfg.Transport.SlowConsumerTimeout}
 	var listeners []transport.Listener
 	for _, l := range []struct {
 		addr    string
@@ -84,10 +87,12 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 			HideRefusals:        !cfg.MQTT.RevealRefusals,
 			LosslessTopics:      cfg.MQTT.TopicMode == conf.TopicModeLossless,
 			MaxQueuedMessages:   cfg.MQTT.MaxQueuedMessages,
+			MaxMessageSize:      int64(cfg.Router.MaxMessageSize),
 		})},
 		{cfg.STOMP.Listen, stomp.New(stomp.Config{
-			Router: rt,
-			Log:    log.With("component", "stomp"),
+			Router:         rt,
+			Log:            log.With("component", "stomp"),
+			MaxMessageSize: int64(cfg.Router.MaxMessageSize),
 		})},
 	} {
 		if l.addr == "" {
@@ -101,6 +106,7 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 		EventLoops:   cfg.Transport.EventLoops,
 		TickInterval: cfg.Transport.TickInterval,
 		Limits:       limits,
+		MaxConns:     connectionLimit(cfg.Transport, log.With("component", "transport")),
 	}, log.With("component", "transport"))
 	sctx, cancel := context.WithTimeout(ctx, startBudget)
 	defer cancel()

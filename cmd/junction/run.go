@@ -52,6 +52,16 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	}
 	log := cfg.Logger(stderr)
 	log.Info("starting", "data_dir", cfg.DataDir, "amqp", cfg.AMQP.Listen, "mqtt", cfg.MQTT.Listen, "stomp", cfg.STOMP.Listen)
+	// The debug listener comes up first and goes down last, so that a slow
+	// start (recovery) or a stuck stop can be profiled.
+	if cfg.DebugListen != "" {
+		d, err := startDebug(cfg.DebugListen, log.With("component", "debug"))
+		if err != nil {
+			log.Error("start failed", "err", err)
+			return exitFail
+		}
+		defer func() { _ = d.stop() }()
+	}
 	// A signal during start-up is honoured once the broker is up, so that
 	// it still stops cleanly: start-up itself is bounded.
 	b, stop, err := startBroker(context.WithoutCancel(ctx), cfg, log)
