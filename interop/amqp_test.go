@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -85,8 +86,12 @@ func TestAMQPRoundTrip(t *testing.T) {
 	}
 	got := fmt.Sprint(d.ContentType, d.ContentEncoding, d.DeliveryMode, d.Priority, d.CorrelationId, d.ReplyTo,
 		d.Expiration, d.MessageId, d.Timestamp.UTC(), d.Type, d.UserId, d.AppId, d.Headers)
+	// The headers as published, and the broker's provenance.
+	wantHeaders := maps.Clone(pub.Headers)
+	wantHeaders["x-junction-protocol"], wantHeaders["x-junction-user"] = "amqp", "guest"
+	wantHeaders["x-junction-client"] = conn.LocalAddr().String()
 	want := fmt.Sprint(pub.ContentType, pub.ContentEncoding, pub.DeliveryMode, pub.Priority, pub.CorrelationId, pub.ReplyTo,
-		pub.Expiration, pub.MessageId, pub.Timestamp, pub.Type, pub.UserId, pub.AppId, pub.Headers)
+		pub.Expiration, pub.MessageId, pub.Timestamp, pub.Type, pub.UserId, pub.AppId, wantHeaders)
 	if got != want {
 		t.Fatalf("properties\n got %s\nwant %s", got, want)
 	}

@@ -81,9 +81,9 @@ func startHostile(t *testing.T) *hostileEnv {
 		EventLoops:   2,
 		Limits:       protocols.Limits{MaxInbound: hostileMaxInbound, OutboundHighWater: hostileOutbound},
 		Listeners: []transport.Listener{
-			{Name: "amqp", Addr: "127.0.0.1:0", Adapter: jamqp.New(jamqp.Config{Router: rt, Log: log, MaxMessageSize: hostileMaxMessage})},
-			{Name: "mqtt", Addr: "127.0.0.1:0", Adapter: jmqtt.New(jmqtt.Config{Router: rt, Log: log, MaxPacketSize: hostileMaxPacket})},
-			{Name: "stomp", Addr: "127.0.0.1:0", Adapter: jstomp.New(jstomp.Config{Router: rt, Log: log, MaxFrameSize: hostileMaxMessage})},
+			{Name: "amqp", Addr: "127.0.0.1:0", Adapter: jamqp.New(jamqp.Config{Router: rt, Log: log, MaxMessageSize: hostileMaxMessage, HandshakeTimeout: hostileAMQPHandshake, MaxTxBytes: hostileAMQPTxBytes})},
+			{Name: "mqtt", Addr: "127.0.0.1:0", Adapter: jmqtt.New(jmqtt.Config{Router: rt, Log: log, MaxPacketSize: hostileMaxPacket, HandshakeTimeout: hostileMQTTHandshake})},
+			{Name: "stomp", Addr: "127.0.0.1:0", Adapter: jstomp.New(jstomp.Config{Router: rt, Log: log, MaxFrameSize: hostileMaxMessage, HandshakeTimeout: hostileStompHandshake, MaxTxBytes: hostileStompTxBytes})},
 		},
 	}, log)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -22,7 +22,7 @@ func startInProcess(t *testing.T, mqttOpts ...func(*jmqtt.Config)) *transport.Se
 	t.Helper()
 	st := memstore.New()
 	log := slog.New(slog.DiscardHandler)
-	rt, err := router.New(router.Config{Store: st, Log: log})
+	rt, err := router.New(router.Config{Store: st, Log: log, Provenance: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func TestMQTTWill(t *testing.T) {
 	p := m.Properties
 	if p == nil || p.PayloadFormat == nil || *p.PayloadFormat != 1 || p.MessageExpiry == nil || *p.MessageExpiry > 600 || *p.MessageExpiry < 590 ||
 		p.ContentType != "text/plain" || p.ResponseTopic != "will/reply" || string(p.CorrelationData) != "\x01\x02\x03" ||
-		!slices.Equal(p.User, paho.UserProperties{{Key: "k", Value: "1"}, {Key: "k", Value: "2"}, {Key: "a", Value: "3"}}) {
+		!slices.Equal(p.User, append(paho.UserProperties{{Key: "k", Value: "1"}, {Key: "k", Value: "2"}, {Key: "a", Value: "3"}}, provenance5("will5")...)) {
 		t.Fatalf("will properties %+v", p)
 	}
 	late := open5(ctx, t, addr, &paho.Connect{ClientID: "will-late", CleanStart: true}, opts5{})

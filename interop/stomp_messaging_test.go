@@ -287,12 +287,16 @@ func TestSTOMPCustomHeaders(t *testing.T) {
 
 // TestSTOMPAMQPProperties: an AMQP publish's properties arrive at a STOMP
 // subscriber as headers, as RabbitMQ maps them (rabbit_stomp_util
-// message_headers and headers_post_process): a reply-to that is not a
-// STOMP destination gets the /reply-queue/ prefix, message-id becomes
-// amqp-message-id, delivery-mode 2 becomes persistent:true.
+// message_headers and headers_post_process): a reply-to naming a queue
+// gets the /reply-queue/ prefix (one naming no queue is a routing key:
+// /topic/), message-id becomes amqp-message-id, delivery-mode 2 becomes
+// persistent:true.
 func TestSTOMPAMQPProperties(t *testing.T) {
 	b := startStompBroker(t)
 	ch := stompAMQP(t, b.amqpURL)
+	if _, err := ch.QueueDeclare("replies", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
 	forVersions(t, func(t *testing.T, v stomp.Version) {
 		name := "from-amqp-" + string(v)
 		c := stompDial(t, b.addr, v)
@@ -348,6 +352,15 @@ func TestSTOMPAMQPProperties(t *testing.T) {
 		}
 		if got := stompNext(t, s).Header.Get("reply-to"); got != "/queue/answers" {
 			t.Errorf("reply-to %q, want /queue/answers", got)
+		}
+		// One naming no queue is a routing key, as an MQTT 5 Response
+		// Topic is: a SEND to /topic/<it> reaches the requester.
+		pub = amqp.Publishing{ReplyTo: "svc.replies.dev1", Body: []byte("3")}
+		if err := ch.PublishWithContext(context.Background(), "", name, false, false, pub); err != nil {
+			t.Fatal(err)
+		}
+		if got := stompNext(t, s).Header.Get("reply-to"); got != "/topic/svc.replies.dev1" {
+			t.Errorf("reply-to %q, want /topic/svc.replies.dev1", got)
 		}
 	})
 }

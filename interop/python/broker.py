@@ -16,8 +16,9 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, data):
+    def __init__(self, data, args=()):
         self.data = data
+        self.args = list(args)  # more flags, e.g. ["--log-level", "warn"]
         self.port = free_port()  # AMQP
         self.mqtt_port = free_port()
         self.stomp_port = free_port()
@@ -28,7 +29,7 @@ class Broker:
             [os.environ["JUNCTION_BIN"], "--data-dir", self.data,
              "--amqp-listen", "127.0.0.1:%d" % self.port,
              "--mqtt-listen", "127.0.0.1:%d" % self.mqtt_port,
-             "--stomp-listen", "127.0.0.1:%d" % self.stomp_port],
+             "--stomp-listen", "127.0.0.1:%d" % self.stomp_port] + self.args,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={})
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

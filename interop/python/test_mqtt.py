@@ -194,7 +194,10 @@ class MQTTTest(unittest.TestCase):
         self.assertEqual(got["will/3"].payload, b"gone 3")
         self.assertEqual((got["will/5"].payload, got["will/5"].qos), (b"gone 5", 2))
         self.assertEqual(got["will/5"].properties.ContentType, "text/plain")
-        self.assertEqual(got["will/5"].properties.UserProperty, [("k", "1"), ("k", "2")])
+        # The will's user properties, then the broker's provenance.
+        self.assertEqual(got["will/5"].properties.UserProperty, [
+            ("k", "1"), ("k", "2"),
+            ("x-junction-protocol", "mqtt"), ("x-junction-user", "guest"), ("x-junction-client", "w5")])
         # A normal DISCONNECT: none; MQTT 5 reason 0x04: the will.
         self.conn("n3", V311, will=dict(topic="will/n3", payload=b"no", qos=1)).close()
         self.conn("n5", V5, will=dict(topic="will/n5", payload=b"no", qos=1)).close()
