@@ -10,11 +10,13 @@
 //
 //   - load: the scenarios and the load generator (one goroutine per
 //     connection, reused buffers, a send timestamp in every payload);
-//   - proc: CPU time and peak memory of a process tree, from /proc;
+//   - proc: CPU time, memory and open files of a process tree, from /proc;
 //   - broker: starting and stopping Junction, RabbitMQ and Mosquitto, each
 //     from a fresh data directory on its own ports;
-//   - report: medians, the Markdown report and the PNG chart;
+//   - report: medians, the Markdown report and the PNG charts;
 //   - cmd/loadgen: one scenario, one run, one broker;
 //   - cmd/compare: the whole comparison (`make bench-compare`), written to
-//     results/.
+//     results/;
+//   - cmd/soak: a long mixed load on one Junction, sampling its memory,
+//     goroutines and open files (`make soak`), written to results/.
 package bench

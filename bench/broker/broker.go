@@ -55,6 +55,8 @@ type Broker struct {
 type Options struct {
 	Junction string   // path to the junction binary
 	Pin      []string // command prefix, e.g. taskset -c 0; empty for none
+	Ports    *Ports   // nil: DefaultPorts[name]
+	Args     []string // Junction only: more command-line flags, after the ones Start sets
 }
 
 // Start starts broker name (junction, rabbitmq or mosquitto) with a fresh
@@ -63,6 +65,9 @@ func Start(ctx context.Context, name, root string, o Options) (*Broker, error) {
 	ports, ok := DefaultPorts[name]
 	if !ok {
 		return nil, fmt.Errorf("broker: unknown broker %q", name)
+	}
+	if o.Ports != nil {
+		ports = *o.Ports
 	}
 	dir := filepath.Join(root, name)
 	if err := os.RemoveAll(dir); err != nil {
@@ -88,6 +93,7 @@ func Start(ctx context.Context, name, root string, o Options) (*Broker, error) {
 	case "junction":
 		argv = []string{o.Junction, "--data-dir", filepath.Join(dir, "data"),
 			"--amqp-listen", addr(ports.AMQP), "--mqtt-listen", addr(ports.MQTT), "--stomp-listen", addr(ports.STOMP)}
+		argv = append(argv, o.Args...)
 		b.Log = filepath.Join(dir, "junction.log")
 	case "rabbitmq":
 		var err error

@@ -1,10 +1,11 @@
-// Package proc reads what the comparison reports about a process from
-// Linux's /proc: CPU time (utime+stime from /proc/PID/stat), peak resident
-// memory (VmHWM from /proc/PID/status, which /proc/PID/clear_refs resets),
-// and the process tree under a PID, so a broker started through a wrapper
-// script (RabbitMQ's rabbitmq-server runs beam.smp as a child) is measured
-// whole. It also raises this process's open-files limit, which the
-// brokers it starts inherit.
+// Package proc reads what the comparison and the soak report about a
+// process from Linux's /proc: CPU time (utime+stime from /proc/PID/stat),
+// resident and peak resident memory (VmRSS and VmHWM from /proc/PID/status;
+// /proc/PID/clear_refs resets the peak), open file descriptors
+// (/proc/PID/fd), and the process tree under a PID, so a broker started
+// through a wrapper script (RabbitMQ's rabbitmq-server runs beam.smp as a
+// child) is measured whole. It also raises this process's open-files
+// limit, which the brokers it starts inherit.
 package proc
 
 import (
@@ -142,6 +143,17 @@ func ResetPeak(pids []int) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// OpenFiles is the number of pid's open file descriptors, the entries of
+// /proc/PID/fd: files, sockets, pipes and epoll and event descriptors alike.
+// Reading another user's process needs the right to (its owner, or root).
+func OpenFiles(pid int) (int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0, fmt.Errorf("proc: open files: %w", err)
+	}
+	return len(ents), nil
 }
 
 // Alive reports whether pid exists and is not a zombie.

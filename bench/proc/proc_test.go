@@ -47,3 +47,22 @@ func TestRaiseFileLimit(t *testing.T) {
 		t.Errorf("soft limit now %d, RaiseFileLimit said %d", now.Cur, got)
 	}
 }
+
+func TestOpenFiles(t *testing.T) {
+	before, err := OpenFiles(os.Getpid())
+	if err != nil || before < 3 {
+		t.Fatalf("OpenFiles(self) = %d, %v; want stdin, stdout, stderr at least", before, err)
+	}
+	f, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := OpenFiles(os.Getpid())
+	f.Close()
+	if err != nil || after != before+1 {
+		t.Errorf("OpenFiles after opening a file = %d, %v; want %d", after, err, before+1)
+	}
+	if _, err := OpenFiles(1 << 30); err == nil {
+		t.Error("OpenFiles of a missing process: no error")
+	}
+}

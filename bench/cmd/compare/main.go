@@ -671,7 +671,7 @@ func (b *bench) report(results map[string]map[string][]load.Result, startLoad, e
 			fmt.Sprintf("Mode: %s, %d runs of %v per scenario and broker (median shown), %s. Took %v.",
 				mode, c.runs, c.duration, pin, took.Round(time.Second)),
 		},
-		Machine:   machine(),
+		Machine:   report.Machine(),
 		Versions:  versions,
 		Commands:  b.commands(),
 		Notes:     b.notes,
@@ -777,32 +777,6 @@ func loadavg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-func machine() string {
-	model := "?"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "model name"); ok {
-				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
-			}
-		}
-	}
-	mem := "?"
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		f := strings.Fields(string(b))
-		if len(f) > 1 {
-			if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-				mem = fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
-			}
-		}
-	}
-	kernel := "?"
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = strings.TrimSpace(string(b))
-	}
-	return fmt.Sprintf("%d × %s, %s RAM, Linux %s, loopback only", runtime.NumCPU(), model, mem, kernel)
 }
 
 func epmdRunning() bool {
