@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -87,26 +86,10 @@ func startPermBroker(t *testing.T, toml string) *permBroker {
 	if err := <-added; err != nil {
 		t.Fatal(err)
 	}
-	srv := transport.New(transport.Config{Listeners: []transport.Listener{
+	srv := serve(t, st, transport.Config{Listeners: []transport.Listener{
 		{Name: "amqp", Addr: "127.0.0.1:0", Adapter: jamqp.New(jamqp.Config{Router: rt, Log: log})},
 		{Name: "stomp", Addr: "127.0.0.1:0", Adapter: jstomp.New(jstomp.Config{Router: rt, Log: log})},
-	}}, log)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if n := srv.Panics(); n != 0 {
-			t.Errorf("%d panics in sessions", n)
-		}
-		_ = st.Close()
-	})
+	}})
 	return &permBroker{amqpAddr: srv.Addrs()["amqp"], stompAddr: srv.Addrs()["stomp"]}
 }
 

@@ -76,7 +76,7 @@ func startHostile(t *testing.T) *hostileEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := transport.New(transport.Config{
+	srv := serve(t, st, transport.Config{
 		TickInterval: hostileTick,
 		EventLoops:   2,
 		Limits:       protocols.Limits{MaxInbound: hostileMaxInbound, OutboundHighWater: hostileOutbound},
@@ -85,22 +85,6 @@ func startHostile(t *testing.T) *hostileEnv {
 			{Name: "mqtt", Addr: "127.0.0.1:0", Adapter: jmqtt.New(jmqtt.Config{Router: rt, Log: log, MaxPacketSize: hostileMaxPacket, HandshakeTimeout: hostileMQTTHandshake})},
 			{Name: "stomp", Addr: "127.0.0.1:0", Adapter: jstomp.New(jstomp.Config{Router: rt, Log: log, MaxFrameSize: hostileMaxMessage, HandshakeTimeout: hostileStompHandshake, MaxTxBytes: hostileStompTxBytes})},
 		},
-	}, log)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if n := srv.Panics(); n != 0 {
-			t.Errorf("%d panics in sessions", n)
-		}
-		_ = st.Close()
 	})
 	return &hostileEnv{srv: srv, rt: rt}
 }

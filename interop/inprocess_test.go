@@ -11,6 +11,7 @@ import (
 	jstomp "github.com/junction-broker/junction/protocols/stomp"
 	"github.com/junction-broker/junction/protocols/transport"
 	"github.com/junction-broker/junction/router"
+	"github.com/junction-broker/junction/storage"
 	"github.com/junction-broker/junction/storage/memstore"
 )
 
@@ -26,13 +27,21 @@ func startInProcess(t *testing.T, mqttOpts ...func(*jmqtt.Config)) *transport.Se
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := transport.New(transport.Config{
+	return serve(t, st, transport.Config{
 		Listeners: []transport.Listener{
 			{Name: "amqp", Addr: "127.0.0.1:0", Adapter: jamqp.New(jamqp.Config{Router: rt, Log: log})},
 			{Name: "mqtt", Addr: "127.0.0.1:0", Adapter: jmqtt.New(mqttConfig(rt, log, mqttOpts))},
 			{Name: "stomp", Addr: "127.0.0.1:0", Adapter: jstomp.New(jstomp.Config{Router: rt, Log: log})},
 		},
-	}, log)
+	})
+}
+
+// serve starts the transport of an in-process broker over st, logging
+// nowhere. Cleanup shuts it down, fails the test if a session panicked,
+// and closes st.
+func serve(t testing.TB, st storage.Store, cfg transport.Config) *transport.Server {
+	t.Helper()
+	srv := transport.New(cfg, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Start(ctx); err != nil {

@@ -59,7 +59,7 @@ func startLimits(t *testing.T, o limitsOpts) *limitsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := transport.New(transport.Config{
+	srv := serve(t, st, transport.Config{
 		TickInterval: 20 * time.Millisecond,
 		MaxConns:     o.maxConns,
 		Limits:       protocols.Limits{OutboundHighWater: o.hwm, SlowConsumerTimeout: o.slow},
@@ -68,22 +68,6 @@ func startLimits(t *testing.T, o limitsOpts) *limitsEnv {
 			{Name: "mqtt", Addr: "127.0.0.1:0", Adapter: jmqtt.New(jmqtt.Config{Router: rt, Log: log})},
 			{Name: "stomp", Addr: "127.0.0.1:0", Adapter: jstomp.New(jstomp.Config{Router: rt, Log: log})},
 		},
-	}, log)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if n := srv.Panics(); n != 0 {
-			t.Errorf("%d panics in sessions", n)
-		}
-		_ = st.Close()
 	})
 	return &limitsEnv{srv: srv, rt: rt}
 }

@@ -42,24 +42,8 @@ func startMQTTRouter(t *testing.T, perms []router.TopicPermission, cfg jmqtt.Con
 		t.Fatal(err)
 	}
 	cfg.Router, cfg.Store, cfg.Log = rt, st, log
-	srv := transport.New(transport.Config{Listeners: []transport.Listener{
-		{Name: "mqtt", Addr: "127.0.0.1:0", Adapter: jmqtt.New(cfg)}}}, log)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if n := srv.Panics(); n != 0 {
-			t.Errorf("%d panics in sessions", n)
-		}
-		_ = st.Close()
-	})
+	srv := serve(t, st, transport.Config{Listeners: []transport.Listener{
+		{Name: "mqtt", Addr: "127.0.0.1:0", Adapter: jmqtt.New(cfg)}}})
 	return srv.Addrs()["mqtt"], rt
 }
 

@@ -3,7 +3,6 @@ package interop
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -67,27 +66,11 @@ func startStompBroker(t testing.TB, opts ...func(*jstomp.Config)) *stompBroker {
 	for _, o := range opts {
 		o(&scfg)
 	}
-	srv := transport.New(transport.Config{
+	srv := serve(t, st, transport.Config{
 		Listeners: []transport.Listener{
 			{Name: "amqp", Addr: "127.0.0.1:0", Adapter: jamqp.New(jamqp.Config{Router: rt, Log: log})},
 			{Name: "stomp", Addr: "127.0.0.1:0", Adapter: jstomp.New(scfg)},
 		},
-	}, log)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if n := srv.Panics(); n != 0 {
-			t.Errorf("%d panics in sessions", n)
-		}
-		_ = st.Close()
 	})
 	return &stompBroker{rt: rt, srv: srv, addr: srv.Addrs()["stomp"], amqpURL: "amqp://guest:guest@" + srv.Addrs()["amqp"] + "/"}
 }

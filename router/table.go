@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -110,6 +111,32 @@ func Int(v any) (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// AppendText appends the text form of a header value, as protocols whose
+// headers are text (STOMP headers, MQTT 5 User Properties) carry it:
+// strings and bytes as they are, booleans and numbers written out. ok is
+// false for values with no text form (tables, arrays, decimals,
+// timestamps, void); whether the text is valid where it goes is the
+// caller's to check.
+func AppendText(dst []byte, v any) (_ []byte, ok bool) {
+	switch x := v.(type) {
+	case string:
+		return append(dst, x...), true
+	case []byte:
+		return append(dst, x...), true
+	case bool:
+		return strconv.AppendBool(dst, x), true
+	case float32:
+		return strconv.AppendFloat(dst, float64(x), 'g', -1, 32), true
+	case float64:
+		return strconv.AppendFloat(dst, x, 'g', -1, 64), true
+	}
+	n, ok := Int(v)
+	if !ok {
+		return dst, false
+	}
+	return strconv.AppendInt(dst, n, 10), true
 }
 
 // Equal reports whether two values are equal, comparing integers by value

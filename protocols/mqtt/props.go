@@ -335,29 +335,14 @@ func appendUserProps(b []byte, h router.Table) []byte {
 }
 
 // headerText appends the text a header value becomes as a User Property
-// value: bytes that are an MQTT string as they are, numbers and booleans
-// written out. Tables, arrays, timestamps and other bytes have none.
+// value (router.AppendText), if that is an MQTT string.
 func headerText(dst []byte, v any) ([]byte, bool) {
-	switch x := v.(type) {
-	case string:
-		return append(dst, x...), mqttString(x)
-	case []byte:
-		if len(x) > 65535 || !utf8.Valid(x) || bytes.IndexByte(x, 0) >= 0 {
-			return dst, false
-		}
-		return append(dst, x...), true
-	case bool:
-		return strconv.AppendBool(dst, x), true
-	case float32:
-		return strconv.AppendFloat(dst, float64(x), 'g', -1, 32), true
-	case float64:
-		return strconv.AppendFloat(dst, x, 'g', -1, 64), true
+	n := len(dst)
+	dst, ok := router.AppendText(dst, v)
+	if !ok || len(dst)-n > 65535 || !utf8.Valid(dst[n:]) || bytes.IndexByte(dst[n:], 0) >= 0 {
+		return dst[:n], false
 	}
-	n, ok := router.Int(v)
-	if !ok {
-		return dst, false
-	}
-	return strconv.AppendInt(dst, n, 10), true
+	return dst, true
 }
 
 // appOf returns the MQTT 5 application properties m carries, as a

@@ -1409,17 +1409,9 @@ func headerValue(v any) (text string, ok bool) {
 		return x, true
 	case []byte:
 		return string(x), true
-	case bool:
-		return strconv.FormatBool(x), true
-	case float32:
-		return strconv.FormatFloat(float64(x), 'g', -1, 32), true
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64), true
 	}
-	if n, ok := router.Int(v); ok {
-		return strconv.FormatInt(n, 10), true
-	}
-	return "", false
+	b, ok := router.AppendText(nil, v)
+	return string(b), ok
 }
 
 // Tick implements protocols.Session: the CONNECT deadline and heart-beats
