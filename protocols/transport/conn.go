@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -65,6 +66,8 @@ type conn struct {
 	refused    bool        // accepted beyond Config.MaxConns; immutable
 	closed     bool        // loop; OnClose ran
 	closing    bool        // loop; close path started
+	finSent    bool        // loop; closing: written out, half-closed and the session told; waiting for the peer's EOF
+	uncounted  bool        // loop; no longer in the open (or refusing) count
 	broken     bool        // loop; the session panicked
 	outputDone bool        // loop; closing: Output has been drained (or must not be called)
 	wantFail   bool        // loop; closing: Fail bytes still to write
@@ -290,8 +293,8 @@ func (c *conn) beginClose(reason error, fail bool) {
 // stepClose advances the close path and reports whether the socket can be
 // closed now, i.e. everything is written and gnet's backlog is empty.
 func (c *conn) stepClose() bool {
-	if c.closed {
-		return false
+	if c.closed || c.finSent {
+		return false // finSent: the peer's EOF (OnClose) or expire ends it
 	}
 	if !c.outputDone {
 		if c.pump() != pumpIdle {
@@ -312,7 +315,36 @@ func (c *conn) stepClose() bool {
 		c.waitDrain(b)
 		return false
 	}
-	return true
+	// Everything is written: half-close, and read and drop what the peer
+	// still sends until it hangs up (OnClose) or the close timeout ends
+	// (expire). Closing at once with its input unread would make our
+	// kernel reset the connection, and the peer's kernel drop our last
+	// bytes, the protocol error included, before its application read
+	// them. The session is done now: it is told at once. At shutdown the
+	// broker does not wait for peers.
+	if errors.Is(c.reason, protocols.ErrShutdown) || syscall.Shutdown(c.gc.Fd(), syscall.SHUT_WR) != nil {
+		return true
+	}
+	c.finSent = true
+	if c.sess != nil {
+		c.closedCB(c.reason)
+		c.sess = nil
+	}
+	c.uncount() // the socket lingers; the connection is over
+	return false
+}
+
+// uncount takes the connection out of the open (or refusing) count, once.
+func (c *conn) uncount() {
+	if c.uncounted {
+		return
+	}
+	c.uncounted = true
+	if c.refused {
+		c.l.s.refusing.Add(-1)
+	} else {
+		c.l.s.admitted.Add(-1)
+	}
 }
 
 // checkSlow closes the connection as a slow consumer if its backlog has
@@ -340,6 +372,10 @@ func (c *conn) checkSlow(now time.Time) {
 // expire cuts off a closing connection whose close timeout has passed.
 func (c *conn) expire(now time.Time) {
 	if c.closing && !c.closed && mono(now) > c.closeBy {
+		if c.finSent {
+			c.close() // written out; the peer just did not hang up
+			return
+		}
 		if c.reason == nil {
 			c.reason = protocols.ErrCloseTimeout
 		} else {
@@ -369,11 +405,7 @@ func (c *conn) onClose(err error) {
 		c.closedCB(reason)
 		c.sess = nil
 	}
-	if c.refused {
-		c.l.s.refusing.Add(-1)
-	} else {
-		c.l.s.admitted.Add(-1)
-	}
+	c.uncount()
 	lvl := slog.LevelInfo
 	if c.refused {
 		lvl = slog.LevelDebug // counted and logged per burst (Server.noteRefusal)

@@ -324,6 +324,29 @@ func TestEcho(t *testing.T) {
 	waitFor(t, "gauge to drop", func() bool { return s.Stats().Conns == 0 })
 }
 
+// TestLastWordsSurviveAPeerStillSending: a client that goes on sending
+// after the session closed its connection still reads the final bytes
+// (the protocol's error) and then EOF. Were the socket closed with the
+// client's bytes unread, the kernel would reset the connection and the
+// client's kernel drop the error before it is read; the transport
+// half-closes instead and drops what comes until the client hangs up.
+func TestLastWordsSurviveAPeerStillSending(t *testing.T) {
+	a := newAdapter("line")
+	s := start(t, one(a))
+	c := dial(t, s.Addrs()["line"])
+	c.send("quit\n")
+	a.next(t).closedWith(t, errQuit)
+	// The session is gone; the client, not reading yet, sends on. These
+	// bytes reach the server after its close decision.
+	junk := strings.Repeat("ignored\n", 8192)
+	for range 4 {
+		c.send(junk)
+	}
+	c.expectLine("ERROR quit")
+	c.expectEOF()
+	waitFor(t, "gauge to drop", func() bool { return s.Stats().Conns == 0 })
+}
+
 func TestSplitFrame(t *testing.T) {
 	a := newAdapter("line")
 	s := start(t, one(a))
