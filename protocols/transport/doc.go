@@ -81,10 +81,16 @@
 // Every close the transport starts goes through one path: stop reading
 // (inbound bytes are discarded), take the session's remaining Output (under
 // the high-water mark as usual), write Session.Fail's bytes if the reason
-// calls for them, and close the socket once gnet's backlog is empty, or when
-// Config.CloseTimeout expires (reason wrapped with ErrCloseTimeout). So a
-// close frame is on the wire before the fd closes even when the peer reads
-// slowly. Reasons: a Feed or Tick error, ErrInboundLimit, ErrInternal
+// calls for them, and once gnet's backlog is empty shut down the socket's
+// write side: the session's Closed runs and the connection leaves the open
+// count, while the socket stays to read and drop what the peer still sends
+// until the peer hangs up or Config.CloseTimeout ends. Closing with the
+// peer's bytes unread would make the kernel reset the connection, and the
+// peer's kernel drop the close frame before its application reads it. A
+// backlog that does not drain within CloseTimeout is cut off (reason
+// wrapped with ErrCloseTimeout); at shutdown the socket closes as soon as
+// it is written out. So a close frame is on the wire, and readable, even
+// when the peer reads slowly or keeps sending. Reasons: a Feed or Tick error, ErrInboundLimit, ErrInternal
 // (panic), ErrShutdown, ErrSlowConsumer (Fail is called for all of these)
 // and Conn.Close (Fail is not). A panic stops all further session calls
 // but Fail and Closed.
