@@ -57,6 +57,12 @@ type Router struct {
 	// DiskFreeLimit raises the disk alarm when the data directory's file
 	// system has less free space (50 MiB; 0 disables).
 	DiskFreeLimit Size `toml:"disk_free_limit"`
+	// MemoryHighWatermark raises the memory alarm when the process's
+	// resident memory passes this fraction of the memory available to it
+	// (the machine's, or the cgroup limit when lower); 0.6, 0 disables.
+	// MemoryHighWatermarkAbsolute, when not 0, is the watermark instead.
+	MemoryHighWatermark         float64 `toml:"memory_high_watermark"`
+	MemoryHighWatermarkAbsolute Size    `toml:"memory_high_watermark_absolute"`
 	// MaxMessageSize bounds one message body (128 MiB, at most 512 MiB).
 	MaxMessageSize Size `toml:"max_message_size"`
 	// MaxQueues bounds the queues of each vhost (0: no bound, the default).

@@ -51,6 +51,10 @@ func (c *Config) Validate() error {
 	v.sizeRange("router.max_message_size", r.MaxMessageSize, 1, MaxMessageSizeLimit)
 	v.sizeRange("router.memory_budget", r.MemoryBudget, MiB, 1<<62)
 	v.sizeRange("router.disk_free_limit", r.DiskFreeLimit, 0, 1<<62)
+	if w := r.MemoryHighWatermark; !(w >= 0 && w <= 1) {
+		v.add("router.memory_high_watermark", fmt.Sprintf("%v is not a fraction between 0 and 1", w))
+	}
+	v.sizeRange("router.memory_high_watermark_absolute", r.MemoryHighWatermarkAbsolute, 0, 1<<62)
 	if r.MaxQueues < 0 {
 		v.add("router.max_queues", fmt.Sprintf("%d is negative (0: no limit)", r.MaxQueues))
 	}

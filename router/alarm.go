@@ -95,18 +95,18 @@ func (r *Router) WatchAlarms(f func(Alarm)) (stop func()) {
 }
 
 // CheckMemory raises the memory alarm when message bodies in memory exceed
-// the budget and clears it once they are back under 90% of it. The broker
-// calls it periodically; without a budget it does nothing.
-func (r *Router) CheckMemory() {
-	if r.budget <= 0 {
-		return
-	}
+// the budget, or when the process's resident memory rss exceeds the high
+// watermark limit (0: not checked), and clears it once both are back under
+// 90% of theirs. The broker calls it periodically.
+func (r *Router) CheckMemory(rss, limit int64) {
 	in := r.mem.Load()
+	over := r.budget > 0 && in > r.budget || limit > 0 && rss > limit
+	under := (r.budget <= 0 || in < r.budget/10*9) && (limit <= 0 || rss < limit/10*9)
 	raised := r.Alarms()&AlarmMemory != 0
 	switch {
-	case !raised && in > r.budget:
+	case !raised && over:
 		r.SetAlarm(AlarmMemory, true)
-	case raised && in < r.budget/10*9:
+	case raised && under:
 		r.SetAlarm(AlarmMemory, false)
 	}
 }

@@ -138,18 +138,37 @@ func TestCheckMemoryRaisesAndClearsTheMemoryAlarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.mem.Store(1001)
-	r.CheckMemory()
+	r.CheckMemory(0, 0)
 	if r.Alarms() != AlarmMemory {
 		t.Fatal("over budget, no alarm")
 	}
 	r.mem.Store(950) // under budget, not yet under 90%
-	r.CheckMemory()
+	r.CheckMemory(0, 0)
 	if r.Alarms() != AlarmMemory {
 		t.Fatal("alarm cleared above the low-water mark")
 	}
 	r.mem.Store(800)
-	r.CheckMemory()
+	r.CheckMemory(0, 0)
 	if r.Alarms() != 0 {
 		t.Fatal("alarm not cleared under the low-water mark")
+	}
+	// The process's resident memory against the high watermark, likewise.
+	r.CheckMemory(2001, 2000)
+	if r.Alarms() != AlarmMemory {
+		t.Fatal("over the high watermark, no alarm")
+	}
+	r.CheckMemory(1900, 2000)
+	if r.Alarms() != AlarmMemory {
+		t.Fatal("alarm cleared above 90% of the watermark")
+	}
+	r.mem.Store(1001) // bodies over budget keep it raised
+	r.CheckMemory(100, 2000)
+	if r.Alarms() != AlarmMemory {
+		t.Fatal("alarm cleared with bodies over budget")
+	}
+	r.mem.Store(0)
+	r.CheckMemory(100, 2000)
+	if r.Alarms() != 0 {
+		t.Fatal("alarm not cleared with both under")
 	}
 }

@@ -114,7 +114,12 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 		return nil, nil, errors.Join(fmt.Errorf("starting listeners: %w", err), st.Close())
 	}
 	mon := &monitor{rt: rt, dir: cfg.DataDir, limit: uint64(cfg.Router.DiskFreeLimit),
-		log: log.With("component", "monitor"), freeSpace: statfsFree}
+		log: log.With("component", "monitor"), freeSpace: statfsFree, rss: residentMemory,
+		memLimit: memoryWatermark(cfg.Router.MemoryHighWatermark, int64(cfg.Router.MemoryHighWatermarkAbsolute))}
+	if mon.memLimit > 0 {
+		mon.log.Info("memory high watermark", "bytes", mon.memLimit, "fraction", cfg.Router.MemoryHighWatermark,
+			"available_bytes", availableMemory())
+	}
 	monStop, monDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(monDone)
