@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,20 +50,10 @@ func (f *fakeRetainer) Retained(key string, _ time.Time, fn func(*Message)) {
 		}
 	}
 	f.mu.Unlock()
-	slices.SortFunc(out, func(a, b *Message) int { return cmpStr(a.RoutingKey, b.RoutingKey) })
+	slices.SortFunc(out, func(a, b *Message) int { return strings.Compare(a.RoutingKey, b.RoutingKey) })
 	for _, m := range out {
 		fn(m)
 	}
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (f *fakeRetainer) keys() []string {
