@@ -3,6 +3,7 @@ package interop
 import (
 	"context"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -341,4 +342,40 @@ func TestRequestReplyMQTT5AndAMQP(t *testing.T) {
 			t.Fatalf("requester got %q correlation_id %q", d.Body, d.CorrelationId)
 		}
 	})
+}
+
+// TestProvenanceGivesWayToMaximumPacketSize: a message that fits an MQTT 5
+// client's Maximum Packet Size only without what the broker adds
+// (provenance, x-amqp-* properties) is delivered without them, rather
+// than discarded; one too large even then is discarded, as MQTT 5 says.
+func TestProvenanceGivesWayToMaximumPacketSize(t *testing.T) {
+	srv := startInProcess(t)
+	addrs := srv.Addrs()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mps := uint32(200)
+	small := open5(ctx, t, addrs["mqtt"], &paho.Connect{ClientID: "small-packets", CleanStart: true, KeepAlive: 30,
+		Properties: &paho.ConnectProperties{MaximumPacketSize: &mps}}, opts5{})
+	sub5(ctx, t, small, paho.SubscribeOptions{Topic: "mps/#", QoS: 1})
+	pub := open5(ctx, t, addrs["mqtt"], &paho.Connect{ClientID: "a-publisher-with-a-long-client-identifier", CleanStart: true, KeepAlive: 30}, opts5{})
+
+	fits := strings.Repeat("f", 150)   // with provenance about 290 bytes
+	tooBig := strings.Repeat("b", 300) // over 200 bytes in any case
+	for _, body := range []string{fits, tooBig, "last"} {
+		pub5(ctx, t, pub, &paho.Publish{Topic: "mps/t", QoS: 1, Payload: []byte(body),
+			Properties: &paho.PublishProperties{User: paho.UserProperties{{Key: "k", Value: "v"}}}})
+	}
+	p := next5(t, small)
+	if string(p.Payload) != fits {
+		t.Fatalf("first delivery %d bytes, want the %d-byte message that fits without provenance", len(p.Payload), len(fits))
+	}
+	if !slices.Equal(p.Properties.User, paho.UserProperties{{Key: "k", Value: "v"}}) {
+		t.Fatalf("user properties %v, want the publisher's only", p.Properties.User)
+	}
+	if p = next5(t, small); string(p.Payload) != "last" {
+		t.Fatalf("second delivery %q, want the too-large message discarded", p.Payload)
+	}
+	if len(p.Properties.User) != 4 {
+		t.Fatalf("a small message lost its provenance: %v", p.Properties.User)
+	}
 }

@@ -128,26 +128,33 @@ func (s *session) deliver(d *router.Delivery) {
 		}
 	}
 	var pbuf []byte // MQTT 5 properties
-	if s.v5 {
-		x := s.more()
-		pbuf = s.appendPubProps(x.pbuf[:0], d, &mi, ids)
-		if alias != 0 {
-			pbuf = append(pbuf, 0x23, byte(alias>>8), byte(alias))
+	rem := 0
+	for lean := false; ; lean = true {
+		if s.v5 {
+			x := s.more()
+			pbuf = s.appendPubProps(x.pbuf[:0], d, &mi, ids, lean)
+			if alias != 0 {
+				pbuf = append(pbuf, 0x23, byte(alias>>8), byte(alias))
+			}
+			x.pbuf = pbuf
 		}
-		x.pbuf = pbuf
-	}
-	rem := 2 + topicLen + len(m.Body)
-	if qos > 0 {
-		rem += 2
-	}
-	if s.v5 {
-		rem += varintLen(len(pbuf)) + len(pbuf)
-	}
-	if s.cliMax > 0 && uint64(1+varintLen(rem)+rem) > uint64(s.cliMax) {
-		// MQTT 5 §3.1.2.11.4: a packet larger than the client's maximum
-		// is discarded as if sent.
-		s.drop(d)
-		return
+		rem = 2 + topicLen + len(m.Body)
+		if qos > 0 {
+			rem += 2
+		}
+		if s.v5 {
+			rem += varintLen(len(pbuf)) + len(pbuf)
+		}
+		if s.cliMax == 0 || uint64(1+varintLen(rem)+rem) <= uint64(s.cliMax) {
+			break
+		}
+		if !s.v5 || lean {
+			// MQTT 5 §3.1.2.11.4: a packet larger than the client's
+			// maximum is discarded as if sent.
+			s.drop(d)
+			return
+		}
+		// Without what the broker adds (provenance, x-amqp-*) it may fit.
 	}
 	first := byte(tPublish<<4) | qos<<1
 	if retain {
@@ -194,7 +201,10 @@ func (s *session) deliver(d *router.Delivery) {
 }
 
 // appendPubProps appends the MQTT 5 properties of a delivery.
-func (s *session) appendPubProps(b []byte, d *router.Delivery, mi *msgInfo, ids []int) []byte {
+// lean leaves out the User Properties the broker adds (provenance and the
+// x-amqp-* properties), for a client whose Maximum Packet Size the whole
+// would pass.
+func (s *session) appendPubProps(b []byte, d *router.Delivery, mi *msgInfo, ids []int, lean bool) []byte {
 	p := &d.Message.Properties
 	if mi.hasPFI {
 		b = append(b, 0x01, mi.pfi)
@@ -222,9 +232,11 @@ func (s *session) appendPubProps(b []byte, d *router.Delivery, mi *msgInfo, ids 
 		b = append(b, mi.correlation...)
 	}
 	if mi.user {
-		b = appendUserProps(b, p.Headers)
+		b = appendUserProps(b, p.Headers, lean)
 	}
-	b = appendAMQPProps(b, p)
+	if !lean {
+		b = appendAMQPProps(b, p)
+	}
 	for _, id := range ids {
 		b = appendVarint(append(b, 0x0B), id)
 	}

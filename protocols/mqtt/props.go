@@ -308,12 +308,13 @@ func appendPropStr(b []byte, id byte, s string) []byte {
 	return appendString(append(b, id), s)
 }
 
-// appendUserProps appends the headers that become User Properties.
-func appendUserProps(b []byte, h router.Table) []byte {
+// appendUserProps appends the headers that become User Properties; lean
+// leaves out the broker's provenance.
+func appendUserProps(b []byte, h router.Table, lean bool) []byte {
 	var num [32]byte
 	for i := range h {
 		f := &h[i]
-		if strings.HasPrefix(f.Key, hdrPrefix) || !mqttString(f.Key) {
+		if strings.HasPrefix(f.Key, hdrPrefix) || !mqttString(f.Key) || lean && strings.HasPrefix(f.Key, router.ProvenancePrefix) {
 			continue
 		}
 		if x, ok := f.Value.(string); ok {
