@@ -190,7 +190,9 @@ func (p *Parser) Parse(in []byte) (*Frame, int, error) {
 				return nil, 0, errorf("invalid content-length", "content-length '"+v+"' is not a number")
 			}
 			// A number too large for 64 bits is too large for the limit.
-			if err != nil || n > uint64(l.MaxFrameSize-p.hdrEnd-1) {
+			// The head may fill the limit: what is left is then nothing
+			// (not -1, which as a uint64 would let every length pass).
+			if err != nil || n > uint64(max(0, l.MaxFrameSize-p.hdrEnd-1)) {
 				return nil, 0, tooLarge(l)
 			}
 			p.bodyLen = int(n)

@@ -2,6 +2,7 @@ package frame
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -164,6 +165,31 @@ func feedSplit(p *Parser, in []byte, sizes []byte) (got []string, err error) {
 	return got, nil
 }
 
+// TestHeadFillingTheLimitWithAHugeLength: a head exactly as long as the
+// frame limit leaves no room for a body; a content-length near 2^63 must
+// be refused as too large, not wrap the body's end around (it panicked
+// with an index out of range, before the login).
+func TestHeadFillingTheLimitWithAHugeLength(t *testing.T) {
+	lim := Limits{MaxFrameSize: 256, MaxHeaders: 8, MaxHeaderLine: 64}
+	for _, cl := range []string{"9223372036854775807", "18446744073709551615", "1"} {
+		head := "SEND\ncontent-length:" + cl + "\n"
+		for left := lim.MaxFrameSize - len(head) - 1; left > 0; { // header lines of at most 60 bytes
+			n := min(left, 60)
+			head += "x:" + strings.Repeat("y", n-3) + "\n"
+			left -= n
+		}
+		in := head + "\n" + "body\x00"
+		if i := strings.Index(in, "\n\n"); i+2 != lim.MaxFrameSize {
+			t.Fatalf("head is %d bytes, want %d", i+2, lim.MaxFrameSize)
+		}
+		_, _, err := parseAll(&Parser{Limits: lim, Version: V12}, []byte(in))
+		var fe *Error
+		if !errors.As(err, &fe) || fe.Message != "frame too large" {
+			t.Fatalf("content-length %s: err %v, want frame too large", cl, err)
+		}
+	}
+}
+
 func FuzzFramer(f *testing.F) {
 	seeds := []string{
 		"SEND\ndestination:/queue/a\n\nhello\x00",
@@ -176,6 +202,9 @@ func FuzzFramer(f *testing.F) {
 		"SEND\ncontent-length:1000\n\n",
 		"FOO\n\n\x00",
 		"SEND\n" + strings.Repeat("a:b\n", 9) + "\n\x00",
+		// A head of exactly the limit (256) and a length near 2^63.
+		"SEND\ncontent-length:9223372036854775807\n" + strings.Repeat("x:"+strings.Repeat("y", 57)+"\n", 3) +
+			"x:" + strings.Repeat("y", 32) + "\n\nbody\x00",
 	}
 	for i, s := range seeds {
 		f.Add([]byte(s), []byte{byte(i), 3, 7}, uint8(i%3))
