@@ -659,7 +659,8 @@ func (v *VHost) publish(exchange string, m *Message, done func(error), internal 
 		c.add()
 		if err := rt.Retain(m, c.complete); err != nil {
 			c.complete(nil) // not retained; routed all the same
-			v.r.log.Warn("message not retained", "vhost", v.Name, "exchange", exchange, "routing_key", m.RoutingKey, "err", err)
+			// A client's doing, once per publish: not worth a warning.
+			v.r.log.Debug("message not retained", "vhost", v.Name, "exchange", exchange, "routing_key", m.RoutingKey, "err", err)
 		}
 	}
 	for _, q := range qs {

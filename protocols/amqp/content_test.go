@@ -79,3 +79,41 @@ func TestContentHeaderWeight(t *testing.T) {
 	h.send(frame.AppendFrame(frame.AppendMethodFrame(nil, 1, &frame.BasicPublish{RoutingKey: "q"}), frame.FrameHeader, 1, hdr))
 	h.expectConnClose(frame.UnexpectedFrame, "weight 7")
 }
+
+// TestFeedStopsWhileRepliesWait: a client pipelining methods whose replies
+// it does not read (here basic.qos) gets no more frames taken once
+// batchBytes of replies wait for Output; Output wakes the connection to go
+// on. Without the bound the replies grew without end.
+func TestFeedStopsWhileRepliesWait(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.handshake(0)
+	h.openChannel(1)
+	h.quiet()
+	qos := frame.AppendMethodFrame(nil, 1, &frame.BasicQos{PrefetchCount: 1})
+	in := bytes.Repeat(qos, 4*batchBytes/len(qos))
+	n, err := h.s.Feed(in)
+	if err != nil || n == 0 || n == len(in) {
+		t.Fatalf("Feed took %d of %d bytes (%v), want it to stop part way", n, len(in), err)
+	}
+	if got := len(h.s.cur.buf); got < batchBytes || got > batchBytes+64 {
+		t.Fatalf("%d bytes of replies held, want about %d", got, batchBytes)
+	}
+	if m, err := h.s.Feed(in[n:]); m != 0 || err != nil {
+		t.Fatalf("Feed took %d more bytes (%v) before Output", m, err)
+	}
+	select {
+	case <-h.c.Woken():
+	default:
+	}
+	if out := h.s.Output(nil); len(out) == 0 {
+		t.Fatal("no output")
+	}
+	select {
+	case <-h.c.Woken():
+	default:
+		t.Fatal("Output did not wake the connection to offer the held input")
+	}
+	if m, err := h.s.Feed(in[n:]); m == 0 || err != nil {
+		t.Fatalf("Feed took %d bytes (%v) after Output", m, err)
+	}
+}

@@ -83,6 +83,7 @@ type session struct {
 	published bool // the client has published: tell it when blocked
 	blockSent bool // connection.blocked sent, unblocked not yet
 	held      bool // Feed stopped before a basic.publish
+	outHeld   bool // the last Feed stopped for the replies waiting; Output wakes the transport
 
 	channels map[uint16]*channel
 	txBytes  int // held by the channels' transactions until commit (Config.MaxTxBytes)
@@ -212,9 +213,19 @@ func (s *session) Feed(in []byte) (int, error) {
 		s.cur.buf = append(s.cur.buf, s.a.start...)
 		s.state = stStartOk
 	}
+	s.outHeld = false
 	for n < len(in) {
 		if s.state == stClosed {
 			return len(in), nil
+		}
+		// Methods are answered (basic.qos-ok, a passive declare's ok,
+		// confirms): a client that pipelines them without reading would
+		// have the replies pile up here. Leave its input unread instead
+		// (up to the transport's inbound limit) until Output has handed
+		// them on.
+		if len(s.cur.buf) >= batchBytes {
+			s.outHeld = true
+			break
 		}
 		if s.waiting > 0 {
 			s.process(batchBytes) // done may have run already
@@ -651,6 +662,9 @@ func (s *session) Output(dst [][]byte) [][]byte {
 	s.cur, s.prev = s.prev, s.cur
 	s.cur.reset()
 	s.sent = true
+	if s.outHeld {
+		s.conn.Wake() // have the transport offer the unread input again
+	}
 	return dst
 }
 

@@ -46,5 +46,6 @@
 //     A client that sends without reading the replies has its input left
 //     unread, up to the transport's inbound limit.
 //
-// Not yet: the publisher's identity as headers.
+// Every SEND carries the broker's provenance headers (router.Publisher:
+// protocol, user, and the CONNECT client-id header or the address).
 package stomp

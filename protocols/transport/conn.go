@@ -330,7 +330,12 @@ func (c *conn) stepClose() bool {
 		c.closedCB(c.reason)
 		c.sess = nil
 	}
-	c.uncount() // the socket lingers; the connection is over
+	if !c.refused {
+		// The socket lingers; the connection is over. A refusal keeps
+		// its place among the few in progress until its socket is gone,
+		// so a flood of them holds few descriptors.
+		c.uncount()
+	}
 	return false
 }
 

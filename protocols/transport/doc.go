@@ -66,9 +66,10 @@
 // # Connection limit
 //
 // Config.MaxConns bounds the open connections over all listeners. OnOpen
-// counts a connection in (an atomic add, undone if it passes the limit),
-// OnClose counts it out. A connection beyond the limit is not counted and
-// still gets a session, with Conn.Refusal set, so the session answers the
+// counts a connection in (an atomic add, undone if it passes the limit);
+// the close path counts it out once its socket is written out and
+// half-closed (a refused one only when its socket is gone). A connection
+// beyond the limit is not counted and still gets a session, with Conn.Refusal set, so the session answers the
 // client's handshake with its protocol's refusal; the tick cuts it off after
 // CloseTimeout if the client sends no handshake. It is not logged as opened
 // or closed: the first refusal after refusalBurstGap without any is logged

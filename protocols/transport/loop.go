@@ -120,6 +120,10 @@ func (l *loop) shutdown(context.Context) error {
 		if c.closed {
 			continue
 		}
+		if c.finSent {
+			c.close() // written out and lingering: shutdown waits for no peer
+			continue
+		}
 		c.beginClose(protocols.ErrShutdown, true)
 		if c.advance() {
 			c.close()
