@@ -119,6 +119,12 @@ func startBroker(ctx context.Context, cfg conf.Config, log *slog.Logger) (b *bro
 	if mon.memLimit > 0 {
 		mon.log.Info("memory high watermark", "bytes", mon.memLimit, "fraction", cfg.Router.MemoryHighWatermark,
 			"available_bytes", availableMemory())
+		// What the broker may hold by design: the store's cache and two
+		// memtables (one flushing) and the message bodies' budget.
+		if held := int64(cfg.Storage.CacheSize) + 2*int64(cfg.Storage.MemtableSize) + int64(cfg.Router.MemoryBudget); held > mon.memLimit/10*9 {
+			mon.log.Warn("storage.cache_size, twice storage.memtable_size and router.memory_budget come near or above the memory high watermark: the memory alarm may block publishers for long; lower them or raise router.memory_high_watermark",
+				"held_bytes", held, "watermark_bytes", mon.memLimit)
+		}
 	}
 	monStop, monDone := make(chan struct{}), make(chan struct{})
 	go func() {
